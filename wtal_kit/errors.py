@@ -1,0 +1,35 @@
+"""Error types raised on bad input.
+
+Every malformed input raises :class:`InputError` with one message that names the
+file, the video and the field involved, so that a user can find the problem at
+once. The CLI turns a :class:`WtalError` into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class WtalError(Exception):
+    """Base class of every error that wtal-kit raises on purpose."""
+
+
+class InputError(WtalError, ValueError):
+    """A malformed input: a missing file, wrong shapes, non-finite values, ...
+
+    ``InputError("end < start", file="gt.json", video="v1", field="segment")``
+    reads ``gt.json: video 'v1': field 'segment': end < start``.
+    """
+
+    def __init__(self, problem: str, *, file=None, video=None, field=None):
+        self.problem = problem
+        self.file = None if file is None else str(file)
+        self.video = None if video is None else str(video)
+        self.field = field
+        parts = []
+        if self.file is not None:
+            parts.append(self.file)
+        if self.video is not None:
+            parts.append(f"video {self.video!r}")
+        if field is not None:
+            parts.append(f"field {field!r}")
+        parts.append(problem)
+        super().__init__(": ".join(parts))
