@@ -1,0 +1,343 @@
+"""Detection evaluation: per-class average precision (AP) and mAP at tIoU thresholds.
+
+Inputs are the tables of :mod:`wtal_kit.data.tables` (seconds, class names):
+ground truth ``video, label, t_start, t_end`` and detections with an extra ``score``.
+The evaluator knows nothing about models or torch.
+
+Two protocols
+-------------
+Both rank the detections of a class by score, descending, with a *stable* sort
+(equal scores keep their input order), and both average over the classes present
+in the ground truth (a class with ground truth and no detections has AP 0;
+detection labels absent from the ground truth are ignored with one warning).
+A detection is a true positive at threshold θ when it is matched to a ground-truth
+instance of the same video and class with tIoU >= θ that no higher-ranked detection
+took (one-to-one per threshold); otherwise it is a false positive.
+
+``"activitynet"`` (default; the ActivityNet evaluator, used by the authors' code)
+    *Best match*: among the unmatched instances with tIoU >= θ the one with the
+    highest tIoU (on equal tIoU, the one that comes first in input order).
+    *All-points interpolated AP*: with precision p_i and recall r_i after the i-th
+    ranked detection and r_0 = 0,
+    ``AP = Σ_i (r_i − r_{i−1}) · max_{j >= i} p_j``.
+
+``"wtalc"`` (W-TALC's evaluator, the base code of many weakly supervised papers)
+    *First match*: the first unmatched instance in input order with tIoU >= θ,
+    not the best one. *Non-interpolated AP*:
+    ``AP = (Σ over true positives of the precision at that rank) / #ground truth``.
+    W-TALC also drops the classes whose video-level score is <= 0 before
+    evaluating; that is a localizer decision and is not done here.
+
+The envelope makes interpolated AP >= non-interpolated AP, and first match can
+lose matches that best match keeps, so **numbers from different protocols are not
+comparable**: always report the protocol next to an mAP.
+
+tIoU of two intervals is intersection / union with union = len1 + len2 − intersection;
+when the union is 0 (two identical zero-length intervals) tIoU is defined as 0, so
+a zero-length ground-truth segment (ActivityNet1.2 has 10) can never be matched.
+
+How the matching is vectorized (exact, not an approximation)
+------------------------------------------------------------
+The greedy matching is sequential only among detections that can compete for the
+same ground truth. Within one (class, video) the intervals (ground truth and
+detections that reach the lowest threshold) are split into *overlap components*:
+maximal chains of overlapping intervals. Detections in different components never
+share a candidate, so the r-th ranked detection of every component is processed at
+once, for all thresholds together; the Python loop runs over r only (the size of
+the largest component), not over detections × thresholds.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from wtal_kit.data.tables import check_detections, check_ground_truth
+from wtal_kit.errors import InputError
+
+DEFAULT_IOU_THRESHOLDS = (0.1, 0.3, 0.5, 0.7)  # the paper's tables (Sec. 4.2)
+ACTIVITYNET_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # 0.5:0.05:0.95, ActivityNet's average mAP
+PROTOCOLS = ("activitynet", "wtalc")
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def segment_iou(segments_a, segments_b) -> np.ndarray:
+    """tIoU of intervals ``(..., 2)`` = ``[start, end]`` (seconds); shapes broadcast.
+
+    ``segment_iou(gt[:, None], det[None, :])`` gives the (n_gt, n_det) matrix.
+    union = len_a + len_b − intersection; a zero union (two identical zero-length
+    intervals) gives 0.
+    """
+    a = np.asarray(segments_a, dtype=np.float64)
+    b = np.asarray(segments_b, dtype=np.float64)
+    if a.shape[-1:] != (2,) or b.shape[-1:] != (2,):
+        raise ValueError(f"segments must have shape (..., 2) = [start, end], got {a.shape} and {b.shape}")
+    return _iou(a[..., 0], a[..., 1], b[..., 0], b[..., 1])
+
+
+def per_class_ap(
+    ground_truth: pd.DataFrame,
+    detections: pd.DataFrame,
+    iou_thresholds=DEFAULT_IOU_THRESHOLDS,
+    protocol: str = "activitynet",
+) -> pd.DataFrame:
+    """AP of every ground-truth class at every threshold.
+
+    Returns a DataFrame: index ``label`` (the class names of the ground truth, sorted),
+    columns the thresholds (float, in the given order), values in [0, 1].
+    See the module docstring for the two protocols.
+    """
+    protocol = _check_protocol(protocol)
+    thresholds = _check_thresholds(iou_thresholds)  # (T,)
+    gt = check_ground_truth(ground_truth)
+    det = check_detections(detections)
+    if len(gt) == 0:
+        raise InputError("ground truth is empty: there is no class to evaluate", field="label")
+
+    classes = np.unique(gt["label"].to_numpy())  # (C,) sorted class names
+    det = _drop_unknown_labels(det, classes)
+    ap = _per_class_ap_arrays(gt, det, classes, thresholds, protocol)  # (C, T)
+    return pd.DataFrame(
+        ap,
+        index=pd.Index(classes, name="label", dtype=object),
+        columns=pd.Index(thresholds, name="tiou"),
+    )
+
+
+def detection_map(
+    ground_truth: pd.DataFrame,
+    detections: pd.DataFrame,
+    iou_thresholds=DEFAULT_IOU_THRESHOLDS,
+    protocol: str = "activitynet",
+) -> pd.Series:
+    """mAP (mean of :func:`per_class_ap` over the ground-truth classes) per threshold.
+
+    Returns a Series indexed by the thresholds (float), values in [0, 1].
+    """
+    ap = per_class_ap(ground_truth, detections, iou_thresholds, protocol)
+    out = ap.mean(axis=0)
+    out.name = "mAP"
+    return out
+
+
+def with_average(map_series: pd.Series) -> pd.Series:
+    """``map_series`` plus an ``"avg"`` entry (mean over the thresholds), for tables."""
+    if not isinstance(map_series, pd.Series):
+        raise TypeError(f"with_average expects a pandas Series, got {type(map_series).__name__}")
+    if len(map_series) == 0:
+        raise ValueError("with_average: the Series is empty, there is nothing to average")
+    if "avg" in map_series.index:
+        raise ValueError("with_average: the Series already has an 'avg' entry")
+    average = pd.Series([map_series.mean()], index=["avg"], name=map_series.name)
+    out = pd.concat([map_series.astype(np.float64), average])
+    out.index.name = map_series.index.name
+    return out
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_protocol(protocol) -> str:
+    if protocol not in PROTOCOLS:
+        raise InputError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}", field="protocol")
+    return protocol
+
+
+def _check_thresholds(iou_thresholds) -> np.ndarray:
+    try:
+        thresholds = np.atleast_1d(np.asarray(iou_thresholds, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise InputError(f"tIoU thresholds must be numbers, got {iou_thresholds!r}", field="iou_thresholds") from None
+    if thresholds.ndim != 1 or thresholds.size == 0:
+        raise InputError(f"tIoU thresholds must be a non-empty 1-D sequence, got {iou_thresholds!r}", field="iou_thresholds")
+    bad = ~((thresholds > 0) & (thresholds <= 1))  # also catches NaN
+    if bad.any():
+        raise InputError(
+            f"tIoU thresholds must lie in (0, 1], got {thresholds[bad].tolist()}", field="iou_thresholds"
+        )
+    if np.unique(thresholds).size != thresholds.size:
+        raise InputError(f"tIoU thresholds must be distinct, got {thresholds.tolist()}", field="iou_thresholds")
+    return thresholds
+
+
+def _drop_unknown_labels(det: pd.DataFrame, classes: np.ndarray) -> pd.DataFrame:
+    known = det["label"].isin(classes).to_numpy()
+    if known.all():
+        return det
+    unknown = sorted(set(det["label"].to_numpy()[~known]))
+    warnings.warn(
+        f"{int((~known).sum())} detection(s) with label(s) absent from the ground truth are ignored: {unknown}",
+        stacklevel=3,
+    )
+    return det.loc[known].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- core
+
+
+def _iou(a_start, a_end, b_start, b_end) -> np.ndarray:
+    """Elementwise tIoU; the same float operations as the reference loop, so ties agree bit for bit."""
+    intersection = np.maximum(np.minimum(a_end, b_end) - np.maximum(a_start, b_start), 0.0)
+    union = (a_end - a_start) + (b_end - b_start) - intersection
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _per_class_ap_arrays(gt, det, classes, thresholds, protocol) -> np.ndarray:
+    n_classes, n_thresholds = len(classes), len(thresholds)
+    gt_class = pd.Categorical(gt["label"], categories=classes).codes.astype(np.int64)  # (G,)
+    gt_count = np.bincount(gt_class, minlength=n_classes)  # (C,) instances per class
+    if len(det) == 0:
+        return np.zeros((n_classes, n_thresholds))
+
+    video_code, _ = pd.factorize(np.concatenate([gt["video"].to_numpy(), det["video"].to_numpy()]))
+    n_videos = int(video_code.max()) + 1
+    gt_group = gt_class * n_videos + video_code[: len(gt)]  # (G,) one id per (class, video)
+
+    det_class = pd.Categorical(det["label"], categories=classes).codes.astype(np.int64)  # (D,)
+    det_score = det["score"].to_numpy()
+    # Rank: by class, then score descending; lexsort is stable, so ties keep input order.
+    ranked = np.lexsort((-det_score, det_class))  # (D,)
+    det_class = det_class[ranked]
+    det_group = det_class * n_videos + video_code[len(gt) :][ranked]  # (D,)
+    det_start = det["t_start"].to_numpy()[ranked]
+    det_end = det["t_end"].to_numpy()[ranked]
+
+    is_tp = _match(
+        gt_group, gt["t_start"].to_numpy(), gt["t_end"].to_numpy(), det_group, det_start, det_end, thresholds, protocol
+    )  # (D, T) in ranked order
+    return _average_precision(is_tp, det_class, gt_count, protocol)
+
+
+def _match(gt_group, gt_start, gt_end, det_group, det_start, det_end, thresholds, protocol) -> np.ndarray:
+    """Greedy one-to-one matching of ranked detections; returns is_tp (D, T)."""
+    n_det, n_thresholds = len(det_group), len(thresholds)
+    is_tp = np.zeros((n_det, n_thresholds), dtype=bool)
+
+    # 1. Candidate pairs (detection, ground truth) of the same overlap component.
+    in_gt_group = np.isin(det_group, gt_group)
+    cand_det = np.flatnonzero(in_gt_group)  # (D1,) ranked positions
+    pair_det, pair_gt = _pairs_within_components(
+        gt_group, gt_start, gt_end, det_group[cand_det], det_start[cand_det], det_end[cand_det]
+    )
+    pair_det = cand_det[pair_det]  # (P,) ranked position; pairs sorted by it, then by gt input order
+    pair_iou = _iou(det_start[pair_det], det_end[pair_det], gt_start[pair_gt], gt_end[pair_gt])  # (P,)
+    reachable = pair_iou >= thresholds.min()  # a pair below every threshold can never match
+    pair_det, pair_gt, pair_iou = pair_det[reachable], pair_gt[reachable], pair_iou[reachable]
+    if len(pair_det) == 0:
+        return is_tp
+
+    # 2. Rank of each reachable detection inside its (finer) component of reachable intervals.
+    live_det, pair_start = np.unique(pair_det, return_index=True)  # (L,), (L,) first pair of each
+    pair_count = np.diff(np.append(pair_start, len(pair_det)))  # (L,)
+    component = _overlap_components(
+        np.concatenate([det_group[live_det], gt_group]),
+        np.concatenate([det_start[live_det], gt_start]),
+        np.concatenate([det_end[live_det], gt_end]),
+    )[: len(live_det)]  # (L,)
+    by_component = np.argsort(component, kind="stable")  # keeps the ranked order inside a component
+    sorted_component = component[by_component]
+    first_of_component = np.searchsorted(sorted_component, sorted_component, side="left")
+    rank = np.empty(len(live_det), dtype=np.int64)
+    rank[by_component] = np.arange(len(live_det)) - first_of_component  # (L,) 0 = best in its component
+
+    # 3. Reorder the pair blocks: by rank, then ranked position (blocks stay contiguous).
+    step_order = np.lexsort((live_det, rank))  # (L,)
+    live_det, pair_start, pair_count, rank = (x[step_order] for x in (live_det, pair_start, pair_count, rank))
+    new_start = np.concatenate([[0], np.cumsum(pair_count)[:-1]])  # (L,)
+    pair_order = np.repeat(pair_start - new_start, pair_count) + np.arange(len(pair_det))  # (P,)
+    pair_gt, pair_iou = pair_gt[pair_order], pair_iou[pair_order]
+    det_bounds = np.searchsorted(rank, np.arange(rank[-1] + 2))  # detections of step r: [det_bounds[r], det_bounds[r+1])
+    pair_bounds = np.append(new_start, len(pair_gt))[det_bounds]  # pairs of step r
+
+    # 4. One step per rank r: the r-th detection of every component, all thresholds at once.
+    matched = np.zeros((len(gt_group), n_thresholds), dtype=bool)  # (G, T)
+    for r in range(len(det_bounds) - 1):
+        d0, d1 = det_bounds[r], det_bounds[r + 1]
+        p0, p1 = pair_bounds[r], pair_bounds[r + 1]
+        gt_index = pair_gt[p0:p1]  # (p,)
+        iou = pair_iou[p0:p1, None]  # (p, 1)
+        segment_starts = new_start[d0:d1] - p0  # (d,) first pair of each detection
+        free = (iou >= thresholds) & ~matched[gt_index]  # (p, T) candidates
+        if protocol == "activitynet":  # best match: highest tIoU among the free candidates
+            value = np.where(free, iou, -1.0)  # (p, T)
+            best = np.maximum.reduceat(value, segment_starts, axis=0)  # (d, T)
+            free &= value == np.repeat(best, pair_count[d0:d1], axis=0)
+        # first (input order) of the remaining candidates; sentinel p = none
+        position = np.where(free, np.arange(p1 - p0)[:, None], p1 - p0)  # (p, T)
+        chosen = np.minimum.reduceat(position, segment_starts, axis=0)  # (d, T)
+        det_row, threshold_col = np.nonzero(chosen < p1 - p0)
+        matched[gt_index[chosen[det_row, threshold_col]], threshold_col] = True
+        is_tp[live_det[d0:d1][det_row], threshold_col] = True
+    return is_tp
+
+
+def _average_precision(is_tp, det_class, gt_count, protocol) -> np.ndarray:
+    """AP (C, T) from is_tp (D, T) of detections sorted by class then rank."""
+    n_classes, n_thresholds = len(gt_count), is_tp.shape[1]
+    class_start = np.searchsorted(det_class, np.arange(n_classes))  # (C,)
+    rank_in_class = np.arange(len(det_class)) - class_start[det_class]  # (D,)
+    tp_so_far = np.cumsum(is_tp, axis=0)  # (D, T) running over all classes
+    tp_before_class = np.vstack([np.zeros((1, n_thresholds), dtype=tp_so_far.dtype), tp_so_far])[class_start[det_class]]
+    tp_so_far = tp_so_far - tp_before_class  # (D, T) running inside the class
+    precision = tp_so_far / (rank_in_class + 1.0)[:, None]  # (D, T)
+
+    if protocol == "activitynet":
+        # Precision envelope max_{j >= i} p_j inside each class: a running max from the right.
+        # Subtracting 2·class keeps a later class (met first when reversed) from leaking into
+        # an earlier one, since every precision lies in [0, 1]; error ~1e-13.
+        offset = 2.0 * det_class[:, None]  # (D, 1)
+        weight = np.maximum.accumulate((precision - offset)[::-1], axis=0)[::-1] + offset
+    else:
+        weight = precision
+    # AP_c = Σ_i (r_i − r_{i−1}) · weight_i = Σ_{i true positive} weight_i / #GT_c
+    flat_index = (det_class[:, None] * n_thresholds + np.arange(n_thresholds)).ravel()
+    total = np.bincount(flat_index, weights=(is_tp * weight).ravel(), minlength=n_classes * n_thresholds)
+    return total.reshape(n_classes, n_thresholds) / gt_count[:, None]
+
+
+def _overlap_components(group, start, end) -> np.ndarray:
+    """Component id (n,) of each interval: maximal chains of overlapping intervals of one group.
+
+    Two intervals that share only an end point (or a zero-length one) have tIoU 0, so a new
+    component starts when an interval starts at or after the furthest end seen so far.
+    Times are replaced by their integer ranks so that the group offset stays exact.
+    """
+    n = len(group)
+    times, time_rank = np.unique(np.concatenate([start, end]), return_inverse=True)
+    span = len(times)
+    start_key = group * span + time_rank[:n]  # (n,) int64, ordered by (group, start)
+    end_key = group * span + time_rank[n:]
+    order = np.argsort(start_key, kind="stable")
+    furthest_end = np.maximum.accumulate(end_key[order])  # (n,)
+    opens = np.ones(n, dtype=bool)
+    opens[1:] = start_key[order][1:] >= furthest_end[:-1]  # also true at every new group
+    component = np.empty(n, dtype=np.int64)
+    component[order] = np.cumsum(opens) - 1
+    return component
+
+
+def _pairs_within_components(gt_group, gt_start, gt_end, det_group, det_start, det_end):
+    """All (detection, ground truth) index pairs in the same overlap component.
+
+    Returns pair_det (P,) ascending and pair_gt (P,), ground truth in input order per detection.
+    """
+    n_det = len(det_group)
+    component = _overlap_components(
+        np.concatenate([det_group, gt_group]),
+        np.concatenate([det_start, gt_start]),
+        np.concatenate([det_end, gt_end]),
+    )
+    det_component, gt_component = component[:n_det], component[n_det:]
+    gt_by_component = np.argsort(gt_component, kind="stable")  # (G,) input order inside a component
+    sorted_gt_component = gt_component[gt_by_component]
+    first = np.searchsorted(sorted_gt_component, det_component, side="left")  # (D,)
+    count = np.searchsorted(sorted_gt_component, det_component, side="right") - first  # (D,)
+    pair_det = np.repeat(np.arange(n_det), count)  # (P,)
+    block_start = np.cumsum(count) - count  # (D,)
+    pair_gt = gt_by_component[np.repeat(first - block_start, count) + np.arange(len(pair_det))]
+    return pair_det, pair_gt
