@@ -1,0 +1,347 @@
+"""The ``wtal`` command line.
+
+    wtal train     train a model (embedded synthetic benchmark by default)
+    wtal infer     class activations + video scores of a split -> HDF5 scores file
+    wtal localize  scores file -> ActivityNet-style detections JSON
+    wtal evaluate  detections JSON or scores file + ground truth -> mAP table, per-class AP
+    wtal convert   W-TALC release (pickled .npy) or the embedded benchmark -> HDF5 feature store
+    wtal demo      train the default quick model on the embedded benchmark (cached) and print its table
+
+Bad input gives one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import re
+import sys
+import typing
+from pathlib import Path
+
+from wtal_kit.errors import InputError, WtalError
+
+EPILOG = "Numbers on the embedded synthetic benchmark are synthetic-benchmark numbers, not THUMOS14 results."
+
+
+# -- config flags, generated from the Config dataclass (its comments are the help) ---------------
+def _config_help() -> dict:
+    from wtal_kit.config import Config
+
+    helps = {}
+    for line in inspect.getsource(Config).splitlines():
+        match = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.+)$", line)
+        if match:
+            helps[match.group(1)] = match.group(2).strip()
+    return helps
+
+
+NO_CLIPPING = "none"  # --kappa none: the parsed value, turned into kappa=None by config_from_args
+
+
+def _kappa(text: str):
+    return NO_CLIPPING if text.lower() in ("none", "null", "off") else float(text)
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    from wtal_kit.config import FIELD_CHOICES, PRESETS, Config
+
+    group = parser.add_argument_group("config (override the preset; defaults shown are the paper preset's)")
+    group.add_argument("--preset", choices=PRESETS, default=None,
+                       help="start from this preset: paper (the paper's settings) or quick (CPU budget for the embedded benchmark: d=256, lr 1e-3, 1500 iterations)")
+    group.add_argument("--config", type=Path, default=None, help="start from a config JSON (e.g. a run's config.json)")
+    helps = _config_help()
+    hints = typing.get_type_hints(Config)
+    defaults = Config()
+    for field in dataclasses.fields(Config):
+        if field.name == "preset":
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        hint = hints[field.name]
+        default = getattr(defaults, field.name)
+        text = f"{helps.get(field.name, '')} [paper: {default}]"
+        if hint is bool:
+            group.add_argument(flag, type=_bool, default=None, metavar="BOOL", help=text)
+        elif field.name == "iou_thresholds":
+            group.add_argument(flag, type=float, nargs="+", default=None, metavar="T", help=text)
+        elif field.name == "kappa":
+            group.add_argument(flag, type=_kappa, default=None, metavar="KAPPA", help=text + " ('none' disables clipping)")
+        elif field.name in FIELD_CHOICES:
+            group.add_argument(flag, choices=FIELD_CHOICES[field.name], default=None, help=text)
+        elif hint in (int, float, str):
+            group.add_argument(flag, type=hint, default=None, help=text)
+        else:  # str | None
+            group.add_argument(flag, type=str, default=None, help=text)
+
+
+def config_from_args(args):
+    from wtal_kit.config import Config
+
+    if args.config is not None:
+        config = Config.from_json(args.config)
+        if args.preset is not None:
+            raise InputError("give either --config or --preset, not both", field="preset")
+    else:
+        config = Config.from_preset(args.preset or "paper")
+    changes = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Config) if f.name != "preset"}
+    no_clipping = changes.get("kappa") == NO_CLIPPING
+    if no_clipping:
+        changes.pop("kappa")
+    config = config.replace(**changes)  # None means "flag not given"
+    if no_clipping:
+        config = dataclasses.replace(config, kappa=None)
+    return config
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from wtal_kit.report import format_map_rows
+    from wtal_kit.train import dataset_label, train
+
+    config = config_from_args(args)
+    run_dir = args.run_dir or Path("runs") / f"{config.preset}-seed{config.seed}"
+    result = train(config, run_dir, resume=args.resume, progress=not args.no_progress)
+    print(format_map_rows([(f"ours [{config.preset} preset, checkpoint: {result.checkpoint}] — {dataset_label(config)}", result.mean_ap)]))
+    print(f"\nrun directory: {result.run_dir}  ({result.seconds:.0f} s)")
+    return 0
+
+
+def cmd_infer(args) -> int:
+    from wtal_kit.data.hdf5 import write_scores
+    from wtal_kit.train import infer, load_dataset, load_model, resolve_device, scores_attrs, split_subsets
+
+    device = resolve_device(args.device)
+    model, config = load_model(args.checkpoint, device=device)
+    if args.dataset is not None:
+        config = config.replace(dataset=args.dataset)
+    dataset = load_dataset(config)
+    annotations = dataset.annotations
+    subset = args.subset or split_subsets(config, annotations)[1]
+    indices = annotations.indices(subset)
+    logits, video_scores = infer(model, dataset, indices, config, device, progress=not args.no_progress)
+    out = args.out or Path(args.checkpoint).with_name(f"scores_{subset}.h5")
+    attrs = scores_attrs(config, subset, str(args.checkpoint))
+    attrs["name"] = annotations.name
+    write_scores(out, annotations, indices, logits, video_scores, attrs)
+    print(f"wrote {out} ({len(indices)} videos of subset '{subset}')")
+    return 0
+
+
+def cmd_localize(args) -> int:
+    from wtal_kit.data.hdf5 import read_scores
+    from wtal_kit.data.jsonio import write_detections_json
+    from wtal_kit.pipeline import detections_from_scores
+
+    scores = read_scores(args.scores)
+    detections = detections_from_scores(scores, args.protocol, threshold=args.threshold, gamma=args.gamma, min_length=args.min_length)
+    out = args.out or Path(args.scores).with_suffix(".detections.json")
+    write_detections_json(out, detections, videos=scores.annotations.videos,
+                          external_data={"localization": args.protocol, "threshold": args.threshold, "gamma": args.gamma,
+                                         "scores": str(args.scores)})
+    print(f"wrote {out} ({len(detections)} detections, {args.protocol} localization)")
+    return 0
+
+
+def _load_ground_truth(path: Path, subset, classes=None):
+    """Ground truth from an ActivityNet JSON, a W-TALC annotation folder or an HDF5 store/scores file."""
+    from wtal_kit.data.jsonio import read_ground_truth_json
+    from wtal_kit.data.wtalc import load_wtalc_annotations
+
+    if path.is_dir():
+        annotations = load_wtalc_annotations(path)
+        return annotations.ground_truth(subset), annotations.classes
+    if path.suffix.lower() == ".json":
+        annotations = read_ground_truth_json(path, subset=subset, classes=classes)
+        return annotations.ground_truth(), annotations.classes
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        import h5py
+
+        from wtal_kit.data.hdf5 import read_annotations
+
+        if not path.is_file():
+            raise InputError("file not found", file=path)
+        with h5py.File(path, "r") as handle:
+            if "annotations" not in handle:
+                raise InputError("no annotations group in this HDF5 file", file=path)
+            annotations = read_annotations(handle["annotations"], str(path))
+        return annotations.ground_truth(subset), annotations.classes
+    raise InputError("ground truth must be an ActivityNet JSON, a W-TALC annotation folder or a wtal-kit HDF5 file", file=path)
+
+
+def cmd_evaluate(args) -> int:
+    from wtal_kit.data.jsonio import read_detections_json
+    from wtal_kit.pipeline import evaluate_detections
+    from wtal_kit.report import format_map_rows
+
+    if (args.results is None) == (args.scores is None):
+        raise InputError("give exactly one of --results (detections JSON) or --scores (HDF5 scores file)")
+    if args.scores is not None:
+        from wtal_kit.data.hdf5 import read_scores
+        from wtal_kit.pipeline import detections_from_scores
+
+        scores = read_scores(args.scores)
+        detections = detections_from_scores(scores, args.localization, threshold=args.threshold, gamma=args.gamma)
+        if args.ground_truth is None:
+            ground_truth, classes = scores.annotations.ground_truth(), scores.annotations.classes
+        else:
+            ground_truth, classes = _load_ground_truth(args.ground_truth, args.subset, scores.annotations.classes)
+        source = f"{args.scores} ({args.localization} localization)"
+    else:
+        if args.ground_truth is None:
+            raise InputError("--results needs --ground-truth")
+        ground_truth, classes = _load_ground_truth(args.ground_truth, args.subset)
+        detections = read_detections_json(args.results, classes=classes)
+        source = str(args.results)
+    thresholds = tuple(args.iou) if args.iou else (0.1, 0.3, 0.5, 0.7)
+    protocols = ["activitynet", "wtalc"] if args.protocol == "both" else [args.protocol]
+    rows, tables = [], {}
+    for protocol in protocols:
+        mean_ap, per_class = evaluate_detections(ground_truth, detections, thresholds, protocol)
+        rows.append((f"{source} [{protocol} protocol]", mean_ap))
+        tables[protocol] = per_class
+    print(format_map_rows(rows))
+    if len(protocols) > 1:
+        print("(numbers from different protocols are not comparable)")
+    if args.per_class:
+        for protocol, per_class in tables.items():
+            print(f"\nper-class AP (%), {protocol} protocol")
+            print((100 * per_class).round(1).to_string())
+    if args.csv is not None:
+        import pandas as pd
+
+        frames = []
+        for protocol, per_class in tables.items():
+            frame = per_class.copy()
+            frame.insert(0, "protocol", protocol)
+            frames.append(frame)
+        pd.concat(frames).to_csv(args.csv, index_label="label")
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from wtal_kit.data.hdf5 import write_feature_store
+
+    if args.out.exists() and not args.overwrite:
+        raise InputError("output exists (pass --overwrite to replace it)", file=args.out)
+    if args.synthetic is not None:
+        from wtal_kit.config import Config
+        from wtal_kit.train import load_dataset
+
+        config = Config(dataset=f"synthetic-{args.synthetic}", feature_dim=args.feature_dim or 2048, synthetic_seed=args.seed)
+        dataset = load_dataset(config)
+    else:
+        if args.annotations is None or args.features is None:
+            raise InputError("give --annotations FOLDER and --features FILE.npy (or --synthetic LAYOUT)")
+        from wtal_kit.data.wtalc import load_wtalc_release
+
+        dataset = load_wtalc_release(args.annotations, args.features, trust_pickle=args.trust_pickle,
+                                     seconds_per_segment=args.seconds_per_segment)
+    write_feature_store(args.out, dataset, progress=not args.no_progress)
+    print(f"wrote {args.out}: {len(dataset)} videos, d={dataset.feature_dim}, {dataset.annotations.num_classes} classes")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from wtal_kit.demo import run_demo
+
+    return run_demo(args.run_dir, force=args.force, progress=not args.no_progress)
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wtal", description=__doc__.split("\n\n")[0] + " — weakly-supervised temporal action "
+                                     "localization with deep metric learning (Islam & Radke, WACV 2020).",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a model", description="Train on the embedded synthetic benchmark (default) or an HDF5 feature store.",
+                       epilog=EPILOG)
+    p.add_argument("--run-dir", type=Path, default=None, help="where checkpoints, logs and results go [runs/<preset>-seed<seed>]")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt (the same config is required)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("infer", help="class activations of a split -> HDF5 scores file")
+    p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint.pt written by `wtal train`")
+    p.add_argument("--dataset", default=None, help="override the dataset of the checkpoint's config (synthetic-thumos14, store.h5, ...)")
+    p.add_argument("--subset", default=None, help="which subset to score [the config's test subset]")
+    p.add_argument("--out", type=Path, default=None, help="output scores file [next to the checkpoint: scores_<subset>.h5]")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present [auto]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("localize", help="scores file -> ActivityNet-style detections JSON")
+    p.add_argument("--scores", type=Path, required=True, help="HDF5 scores file from `wtal infer` / `wtal train`")
+    p.add_argument("--out", type=Path, default=None, help="output JSON [<scores>.detections.json]")
+    p.add_argument("--protocol", choices=["paper", "wsad_code"], default="paper",
+                   help="paper: threshold sigmoid scores (Sec. 3.5); wsad_code: the released code's localization [paper]")
+    p.add_argument("--threshold", type=float, default=0.5, help="paper protocol: keep segments with score >= this [0.5]")
+    p.add_argument("--gamma", type=float, default=0.7, help="detection score = max + gamma * video score [0.7]")
+    p.add_argument("--min-length", type=int, default=2, help="wsad_code protocol: shortest run kept, in segments [2]")
+    p.set_defaults(func=cmd_localize)
+
+    p = sub.add_parser("evaluate", help="detections or scores + ground truth -> mAP table")
+    p.add_argument("--results", type=Path, default=None, help="ActivityNet-style detections JSON")
+    p.add_argument("--scores", type=Path, default=None, help="HDF5 scores file (localized on the fly; its ground truth is used unless --ground-truth)")
+    p.add_argument("--ground-truth", type=Path, default=None, help="ActivityNet-style ground-truth JSON, W-TALC annotation folder or wtal-kit HDF5 file")
+    p.add_argument("--subset", default=None, help="restrict the ground truth to this subset (e.g. test)")
+    p.add_argument("--protocol", choices=["activitynet", "wtalc", "both"], default="activitynet",
+                   help="activitynet: interpolated AP, best-tIoU matching; wtalc: W-TALC's non-interpolated AP, first match [activitynet]")
+    p.add_argument("--iou", type=float, nargs="+", default=None, metavar="T", help="tIoU thresholds [0.1 0.3 0.5 0.7]")
+    p.add_argument("--localization", choices=["paper", "wsad_code"], default="paper", help="with --scores: localization protocol [paper]")
+    p.add_argument("--threshold", type=float, default=0.5, help="with --scores, paper localization: score threshold [0.5]")
+    p.add_argument("--gamma", type=float, default=0.7, help="with --scores: video-score weight in detection scores [0.7]")
+    p.add_argument("--per-class", action="store_true", help="also print the per-class AP table")
+    p.add_argument("--csv", type=Path, default=None, help="write the per-class AP table to this CSV")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("convert", help="W-TALC release or embedded benchmark -> HDF5 feature store")
+    p.add_argument("--annotations", type=Path, default=None, help="W-TALC annotation folder (videoname.npy, segments.npy, ...)")
+    p.add_argument("--features", type=Path, default=None, help="<Dataset>-I3D-JOINTFeatures.npy (a pickle: needs --trust-pickle)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow loading the pickled feature file; a pickle can run code, so only for files from a source you trust")
+    p.add_argument("--synthetic", choices=["thumos14", "activitynet12"], default=None, help="write the embedded synthetic benchmark on this layout instead")
+    p.add_argument("--feature-dim", type=int, default=None, help="with --synthetic: feature dimension [2048]")
+    p.add_argument("--seed", type=int, default=0, help="with --synthetic: benchmark seed [0]")
+    p.add_argument("--seconds-per-segment", type=float, default=16 / 25, help="duration of one feature segment [0.64 = 16 frames at 25 fps]")
+    p.add_argument("--out", type=Path, required=True, help="output HDF5 feature store")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("demo", help="train the quick model on the embedded benchmark (cached) and print its mAP table")
+    p.add_argument("--run-dir", type=Path, default=Path("runs/demo"), help="where the demo run lives [runs/demo]")
+    p.add_argument("--force", action="store_true", help="retrain even if a finished run with the same config exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except WtalError as exc:
+        print(f"wtal {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"wtal {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
