@@ -1,7 +1,6 @@
 """Data layer: W-TALC reader, HDF5 store, ActivityNet JSON, time grid, bad input."""
 
 import json
-import pickle
 import shutil
 
 import h5py
@@ -9,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import THUMOS_DIR
+from conftest import THUMOS_DIR, write_release_npy as _write_release_npy
 from wtal_kit import timegrid
 from wtal_kit.data import FeatureDataset, load_wtalc_annotations, load_wtalc_features, load_wtalc_release
 from wtal_kit.data.hdf5 import open_feature_store, read_scores, write_feature_store, write_scores
@@ -20,14 +19,6 @@ from wtal_kit.errors import InputError
 FEATURE_DIM = 2048
 
 
-def _write_release_npy(path, values):
-    """An object array saved as the W-TALC release does (pickled, protocol 2 as Python 2 wrote it)."""
-    array = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        array[i] = value
-    with open(path, "wb") as handle:
-        np.lib.format.write_array_header_1_0(handle, np.lib.format.header_data_from_array_1_0(array))
-        pickle.dump(array, handle, protocol=2)
 
 
 @pytest.fixture(scope="module")

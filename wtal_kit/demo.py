@@ -38,11 +38,12 @@ def _series(mapping: dict) -> pd.Series:
     return pd.Series({("avg" if key == "avg" else float(key)): value for key, value in mapping.items()})
 
 
-def run_demo(run_dir="runs/demo", *, force: bool = False, progress: bool = True) -> int:
+def run_demo(run_dir="runs/demo", *, force: bool = False, progress: bool = True, config: Config | None = None) -> int:
+    """Train (unless a finished run with the same config is cached) and print the table."""
     from wtal_kit.train import dataset_label, train, untrained_result
 
     run_dir = Path(run_dir)
-    config = demo_config()
+    config = config or demo_config()
     results = None if force else _cached(run_dir, config)
     if results is None:
         print(f"Training the default '{config.preset}' preset on the {dataset_label(config)} (CPU: a few minutes) ...")

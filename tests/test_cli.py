@@ -1,0 +1,174 @@
+"""The `wtal` command line: help, the train -> infer -> localize -> evaluate chain, bad input, torch-free paths."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT, THUMOS_DIR, write_release_npy
+from wtal_kit.cli import main
+from wtal_kit.data.hdf5 import open_feature_store
+
+TINY = ["--preset", "quick", "--feature-dim", "16", "--iterations", "4", "--eval-every", "2", "--no-progress"]
+
+
+def run_cli(*args, block=()):
+    """Run `python -m wtal_kit.cli ARGS` in a fresh interpreter; ``block`` lists modules made unimportable."""
+    prelude = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in block)
+    code = prelude + "from wtal_kit.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=REPO_ROOT)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *TINY, "--run-dir", str(run_dir)]) == 0
+    return run_dir
+
+
+@pytest.mark.parametrize("command", ["train", "infer", "localize", "evaluate", "convert", "demo"])
+def test_help_explains_each_command(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: wtal " + command in text and "--" in text
+
+
+def test_train_help_documents_config_fields(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("--kappa", "--metric-loss {triplet,contrastive,none}", "--checkpoint-selection", "paper: 0.0001", "Eq. 5-6"):
+        assert phrase in text, phrase
+
+
+def test_train_infer_localize_evaluate_chain(tiny_run, tmp_path, capsys):
+    assert (tiny_run / "results.json").is_file()
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["feature_dim"] == 16 and config["preset"] == "quick"
+
+    scores = tmp_path / "scores.h5"
+    assert main(["infer", "--checkpoint", str(tiny_run / "checkpoint.pt"), "--out", str(scores), "--no-progress"]) == 0
+    detections = tmp_path / "det.json"
+    assert main(["localize", "--scores", str(scores), "--out", str(detections)]) == 0
+    results = json.loads(detections.read_text())["results"]
+    assert len(results) == 212  # every test video, with or without detections
+    capsys.readouterr()
+
+    assert main(["evaluate", "--scores", str(scores), "--iou", "0.1", "0.5"]) == 0
+    from_scores = capsys.readouterr().out
+    assert main(["evaluate", "--results", str(detections), "--ground-truth", str(THUMOS_DIR), "--subset", "test",
+                 "--iou", "0.1", "0.5"]) == 0
+    from_json = capsys.readouterr().out
+    # the same numbers both ways (the row labels differ)
+    assert from_scores.splitlines()[-1].split()[-3:] == from_json.splitlines()[-1].split()[-3:]
+
+
+def test_evaluate_both_protocols_and_csv(tiny_run, tmp_path, capsys):
+    out = tmp_path / "ap.csv"
+    assert main(["evaluate", "--scores", str(tiny_run / "scores_test.h5"), "--protocol", "both", "--per-class", "--csv", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "[activitynet protocol]" in text and "[wtalc protocol]" in text and "not comparable" in text
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert set(table["protocol"]) == {"activitynet", "wtalc"} and len(table) == 40
+
+
+def test_scores_paths_run_without_torch(tiny_run, tmp_path):
+    scores = tiny_run / "scores_test.h5"
+    done = run_cli("evaluate", "--scores", scores, block=["torch"])
+    assert done.returncode == 0, done.stderr
+    assert "@0.5" in done.stdout
+    done = run_cli("localize", "--scores", scores, "--out", tmp_path / "d.json", "--protocol", "wsad_code", block=["torch"])
+    assert done.returncode == 0, done.stderr
+
+
+def test_core_imports_without_ui_packages():
+    code = (
+        "import sys\n"
+        "for name in ('ipywidgets', 'plotly', 'voila', 'IPython', 'jupyter_client'):\n"
+        "    sys.modules[name] = None\n"
+        "import wtal_kit, wtal_kit.data, wtal_kit.data.synthetic, wtal_kit.evaluate, wtal_kit.localize, wtal_kit.losses\n"
+        "import wtal_kit.model, wtal_kit.train, wtal_kit.cli, wtal_kit.demo, wtal_kit.report, wtal_kit.pipeline\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+def _assert_one_line_error(done, *fragments):
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    _assert_one_line_error(run_cli("evaluate", "--results", tmp_path / "missing.json", "--ground-truth", THUMOS_DIR),
+                           "missing.json", "file not found")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"results": {"video_test_0000004": [{"label": "Juggling", "score": 0.5, "segment": [1, 2]}]}}))
+    _assert_one_line_error(run_cli("evaluate", "--results", bad, "--ground-truth", THUMOS_DIR, "--subset", "test"),
+                           "bad.json", "video_test_0000004", "unknown label 'Juggling'")
+    _assert_one_line_error(run_cli("train", "--dataset", tmp_path / "nope.h5", "--feature-dim", "8"), "nope.h5", "file not found")
+    _assert_one_line_error(run_cli("train", "--lr", "-1"), "lr", "must be > 0")
+    _assert_one_line_error(run_cli("infer", "--checkpoint", tmp_path / "none.pt"), "none.pt", "checkpoint not found")
+    _assert_one_line_error(run_cli("localize", "--scores", bad), "bad.json")
+
+
+def test_convert_needs_trust_and_writes_nothing(tmp_path, thumos_annotations):
+    features = tmp_path / "Thumos14reduced-I3D-JOINTFeatures.npy"
+    rng = np.random.default_rng(0)
+    write_release_npy(features, [rng.random((3, 8), dtype=np.float32) for _ in range(thumos_annotations.num_videos)])
+    out = tmp_path / "store.h5"
+    done = run_cli("convert", "--annotations", THUMOS_DIR, "--features", features, "--out", out)
+    _assert_one_line_error(done, "pickle", "--trust-pickle")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [features.name]
+
+    done = run_cli("convert", "--annotations", THUMOS_DIR, "--features", features, "--out", out, "--trust-pickle", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    store = open_feature_store(out)
+    assert len(store) == 412 and store.feature_dim == 8
+    _assert_one_line_error(run_cli("convert", "--annotations", THUMOS_DIR, "--features", features, "--out", out, "--trust-pickle"),
+                           "output exists")
+
+
+def test_train_on_a_converted_synthetic_store(tmp_path, capsys):
+    store = tmp_path / "synthetic.h5"
+    assert main(["convert", "--synthetic", "thumos14", "--feature-dim", "8", "--out", str(store), "--no-progress"]) == 0
+    run_dir = tmp_path / "run"
+    assert main(["train", "--dataset", str(store), "--feature-dim", "8", "--iterations", "2", "--eval-every", "2",
+                 "--run-dir", str(run_dir), "--no-progress"]) == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["synthetic"] is False and str(store) in results["dataset"] and results["preset"] == "paper"
+
+
+def test_kappa_none_flag(tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["train", *TINY, "--kappa", "none", "--iterations", "2", "--run-dir", str(run_dir)]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["kappa"] is None
+
+
+def test_demo_caches_and_labels_its_numbers(tmp_path, capsys, monkeypatch):
+    from wtal_kit import demo
+    from wtal_kit.config import Config
+
+    config = Config.from_preset("quick", feature_dim=16, iterations=4, eval_every=2)
+    assert demo.run_demo(tmp_path, progress=False, config=config) == 0
+    first = capsys.readouterr().out
+    assert "embedded synthetic benchmark" in first and "published (real THUMOS14" in first and "untrained model" in first
+    assert "62.3" in first  # the paper's Table 1 mAP@0.1, shown as published
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached demo must not train again")
+
+    monkeypatch.setattr("wtal_kit.train.train", no_training)
+    assert demo.run_demo(tmp_path, progress=False, config=config) == 0
+    second = capsys.readouterr().out
+    assert "Using the finished demo run" in second
+    assert first.splitlines()[-6:] == second.splitlines()[-6:]
