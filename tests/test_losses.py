@@ -554,6 +554,28 @@ def test_padding_never_matters(garbage):
     assert torch.count_nonzero(cas_p.grad[padding]) == 0
 
 
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_padding_near_float32_max_keeps_gradients_finite(distance):
+    # float32 padding of 3e38 is finite, so metric_loss pools without a masked copy of the
+    # features (0 * 3e38 = 0 exactly); the pooling weights' gradient at the padding,
+    # sum_d grad_z[d] * 3e38, overflows to +-inf / nan and must be cut before the softmax.
+    features, cas, _, _, weight, factors = random_batch(11, batch=3, max_len=8, dim=4, classes=2, dtype=torch.float32)
+    labels = torch.tensor([[1, 1], [1, 0], [1, 1]], dtype=torch.float32)
+    lengths = torch.tensor([8, 5, 3])
+    factors = factors if distance == "custom" else None
+    padding = torch.arange(8)[None, :] >= lengths[:, None]  # (B, T)
+    clean = metric_loss(features.masked_fill(padding[..., None], 0), cas, labels, lengths, weight, 0.5, "contrastive",
+                        distance, factors)
+    features = features.masked_fill(padding[..., None], 3e38).requires_grad_(True)
+    cas = cas.masked_fill(padding[..., None], 3e38).requires_grad_(True)
+    loss = metric_loss(features, cas, labels, lengths, weight, 0.5, "contrastive", distance, factors)
+    torch.testing.assert_close(loss, clean)  # the same value as with zero padding
+    loss.backward()
+    assert torch.isfinite(features.grad).all() and torch.isfinite(cas.grad).all()
+    assert torch.count_nonzero(features.grad[padding]) == 0 and torch.count_nonzero(cas.grad[padding]) == 0
+    assert torch.count_nonzero(features.grad[~padding]) > 0  # the valid segments do get a gradient
+
+
 # ---------------------------------------------------------------------------------------------
 # invalid arguments
 

@@ -144,3 +144,81 @@ def test_full_size_batch_runs():
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# the fused CPU ReLU + dropout of training mode (wtal_kit.model._ReluDropout)
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 7])
+def test_train_mode_dropout_rate_and_scale_on_many_elements(chunk_rows, monkeypatch):
+    # 200 000 positive pre-activations: each is dropped with probability 0.7, so the dropped
+    # fraction has standard deviation sqrt(0.7 * 0.3 / 200000) = 0.001; 0.7 +- 0.005 is 5 sigma.
+    # chunk_rows=7: the mask is drawn 7 rows (of d = 100) at a time, 286 chunks.
+    import wtal_kit.model as model_module
+
+    if chunk_rows is not None:
+        monkeypatch.setattr(model_module, "MASK_CHUNK_BYTES", 4 * 100 * chunk_rows)
+    torch.manual_seed(0)
+    model = WtalModel(feature_dim=100, num_classes=2)
+    with torch.no_grad():
+        model.embedding[0].weight.copy_(torch.eye(100))  # h = x
+    x = torch.full((4, 500, 100), 2.0)  # all > 0 and all equal: only the mask varies
+    u, _, _ = model.train()(x)
+    dropped = (u == 0).double().mean().item()
+    assert abs(dropped - 0.7) < 0.005
+    kept = u != 0
+    torch.testing.assert_close(u[kept], torch.full_like(u[kept], 2.0 / 0.3))  # scaled by 1 / (1 - 0.7)
+    assert u.shape == (4, 500, 100) and u.is_contiguous()
+    rows = kept.reshape(2000, 100)
+    assert not torch.equal(rows[:7], rows[7:14])  # each chunk draws fresh bits
+
+
+def test_train_mode_relu_still_applies():
+    # h = x with negative entries: ReLU zeroes them whatever the mask; positives are 0 or x / (1 - p)
+    torch.manual_seed(3)
+    model = WtalModel(feature_dim=8, num_classes=2, dropout=0.5)
+    with torch.no_grad():
+        model.embedding[0].weight.copy_(torch.eye(8))
+    x = torch.randn(3, 40, 8)
+    u, _, _ = model.train()(x)
+    assert torch.count_nonzero(u[x <= 0]) == 0
+    positive = x > 0
+    assert torch.all((u[positive] == 0) | torch.isclose(u[positive], 2 * x[positive]))  # 1 / (1 - 0.5) = 2
+
+
+def test_train_mode_same_seed_same_mask_and_mask_varies():
+    model = WtalModel(feature_dim=16, num_classes=3)
+    x = torch.rand(2, 30, 16)
+    torch.manual_seed(5)
+    u1, _, _ = model.train()(x)
+    torch.manual_seed(5)
+    u2, _, _ = model(x)
+    u3, _, _ = model(x)
+    assert torch.equal(u1, u2)  # reproducible from the torch seed (train.py's determinism)
+    assert not torch.equal(u2, u3)  # a fresh mask every call
+
+
+def test_train_mode_gradient_matches_explicit_mask(monkeypatch):
+    # The fused op's gradient must equal that of ReLU(h) * m / (1 - p) with the mask m it drew
+    # (read back from the output: m = 1 where u > 0). Tiny chunks force several mask chunks.
+    import wtal_kit.model as model_module
+
+    monkeypatch.setattr(model_module, "MASK_CHUNK_BYTES", 4 * 6 * 7)  # 7 rows of d = 6 per chunk
+    torch.manual_seed(1)
+    model = WtalModel(feature_dim=6, num_classes=3, dropout=0.6).train()
+    x = torch.randn(3, 10, 6)  # 30 rows: chunks of 7, 7, 7, 7, 2
+    u, cas, _ = model(x)
+    (u.square().sum() + cas.sum()).backward()
+    fused_grads = [p.grad.clone() for p in model.parameters()]
+
+    model.zero_grad()
+    embedding, classifier = model.embedding[0], model.classifier
+    h = embedding(x)  # (B, T, d)
+    mask = (u > 0).detach().to(h.dtype)
+    u_ref = torch.relu(h) * mask / 0.4  # 1 / (1 - 0.6)
+    torch.testing.assert_close(u_ref, u)  # the same forward values
+    cas_ref = classifier(u_ref).clamp(-4, 4)
+    (u_ref.square().sum() + cas_ref.sum()).backward()
+    for fused, parameter in zip(fused_grads, model.parameters()):
+        torch.testing.assert_close(fused, parameter.grad)

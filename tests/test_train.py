@@ -198,3 +198,14 @@ def test_variants_train(tmp_path, small_config, small_dataset, changes):
 def test_unknown_dataset_is_an_input_error():
     with pytest.raises(InputError, match="unknown dataset"):
         load_dataset(Config(dataset="imagenet"))
+
+
+def test_activitynet_layout_trains(tmp_path):
+    """The ActivityNet1.2 layout (100 classes; train on training, test on validation) runs end to end."""
+    config = Config.from_preset("quick", dataset="synthetic-activitynet12", feature_dim=8, iterations=2, eval_every=2)
+    result = train(config, tmp_path, progress=False)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["train_subset"] == "training" and results["test_subset"] == "validation"
+    assert "ActivityNet1.2 layout" in results["dataset"]
+    assert len(result.per_class) == 100  # every class has validation ground truth
+    assert read_scores(tmp_path / "scores_validation.h5").annotations.num_videos == 2383

@@ -471,11 +471,15 @@ def train(
     bar = tqdm(range(start_iteration, config.iterations), initial=start_iteration, total=config.iterations,
                desc=f"train [{config.preset}]", unit="it", disable=not progress)
     running, window = {}, 0
+    last_inference = (None, None, None)  # (iteration, logits, video_scores) of the latest evaluation
     for iteration in bar:
         batch_indices = train_indices[sampler.sample(rng)]
         arrays = [cache(i) for i in batch_indices]
         features, lengths = make_batch(arrays, config.max_segments, rng)
-        features = torch.from_numpy(features).to(device, non_blocking=True)  # (B, T, d)
+        features = torch.from_numpy(features)
+        if device.type == "cuda":
+            features = features.pin_memory()  # lets the copy below overlap with GPU work
+        features = features.to(device, non_blocking=True)  # (B, T, d)
         lengths_t = torch.from_numpy(lengths).to(device, non_blocking=True)  # (B,)
         labels = labels_all[batch_indices].to(device, non_blocking=True)  # (B, C)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16):
@@ -491,6 +495,7 @@ def train(
         done = iteration + 1
         if done % config.eval_every == 0 or done == config.iterations:
             logits, video_scores = infer(model, dataset, test_indices, config, device)
+            last_inference = (done, logits, video_scores)
             mean_ap, _, _ = evaluate_scores(scores_in_memory(annotations, test_indices, logits, video_scores, config), config)
             # loss columns: mean over the iterations since the previous evaluation
             mean = {name: value / window for name, value in running.items()}
@@ -523,7 +528,10 @@ def train(
         state = load_checkpoint(run_dir / "checkpoint_best.pt", map_location=device)
         model.load_state_dict(state["model"])
         checkpoint_used = f"best_test_map (iteration {best['iteration']}, selected on the test split)"
-    logits, video_scores = infer(model, dataset, test_indices, config, device, progress=progress)
+    if checkpoint_used == "last" and last_inference[0] == config.iterations:
+        _, logits, video_scores = last_inference  # the final evaluation already ran this model on this split
+    else:
+        logits, video_scores = infer(model, dataset, test_indices, config, device, progress=progress)
     scores_path = run_dir / f"scores_{test_subset}.h5"
     attrs = scores_attrs(config, test_subset, checkpoint_used)
     attrs["name"] = annotations.name

@@ -46,7 +46,8 @@ def _read_json(path) -> dict:
 def _write_json(path, payload: dict) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=1, allow_nan=False))
+        # compact: with an indent, json falls back to its pure-Python encoder (minutes for millions of detections)
+        tmp.write_text(json.dumps(payload, separators=(",", ":"), allow_nan=False))
     return path
 
 
@@ -81,7 +82,7 @@ def write_ground_truth_json(path, annotations: Annotations, subset: str | None =
             "annotations": [],
         }
     gt = annotations.ground_truth(subset)
-    for video, label, start, end in zip(gt["video"], gt["label"], gt["t_start"], gt["t_end"]):
+    for video, label, start, end in zip(*(gt[c].tolist() for c in ("video", "label", "t_start", "t_end"))):
         database[video]["annotations"].append({"segment": [float(start), float(end)], "label": label})
     return _write_json(path, {"database": database})
 
@@ -156,9 +157,8 @@ def write_detections_json(path, detections: pd.DataFrame, *, videos=None, extern
     """
     detections = check_detections(detections, source=path)
     results = {str(v): [] for v in (videos if videos is not None else [])}
-    for video, label, start, end, score in zip(
-        detections["video"], detections["label"], detections["t_start"], detections["t_end"], detections["score"]
-    ):
+    columns = [detections[c].tolist() for c in ("video", "label", "t_start", "t_end", "score")]
+    for video, label, start, end, score in zip(*columns):
         results.setdefault(video, []).append({"label": label, "score": float(score), "segment": [float(start), float(end)]})
     payload = {"version": "wtal-kit 0.1", "results": results, "external_data": external_data or {}}
     return _write_json(path, payload)
