@@ -279,6 +279,25 @@ def _pairwise_squared_distances(
     return positive.clamp(min=0), negative.clamp(min=0)  # (B, B, C); clamp: rounding can go below 0
 
 
+def _pool_valid(weights: Tensor, features: Tensor, valid: Tensor) -> Tensor:
+    """sum_i weights[b, i, j] features[b, i], (B, J, d), for weights that are exactly 0 on padding.
+
+    weights: (B, T, J); features: (B, T, d); valid: (B, T, 1) bool.
+    On CPU: a zero weight times a finite padded feature adds exactly 0, so the features need
+    no masked (B, T, d) copy nor its backward pass (at the paper's size the two together cost
+    about a tenth of the step's GEMM time on CPU), and the gradient reaching features is weights @ grad,
+    exactly 0 on padding. Only when padding holds inf / nan (0 * inf = nan) is the product
+    recomputed on a masked copy; the check reads the small (B, J, d) result.
+    Elsewhere (CUDA) the masked copy is cheap and the check would be a host sync: always mask.
+    """
+    if features.device.type == "cpu":
+        pooled = torch.bmm(weights.transpose(1, 2), features)  # (B, J, d)
+        if bool(torch.isfinite(pooled).all()):
+            return pooled
+        # padding (or a valid segment) is not finite: recompute on a masked copy
+    return torch.bmm(weights.transpose(1, 2), features.masked_fill(~valid, 0))  # (B, J, d)
+
+
 def metric_loss(
     features: Tensor,
     cas: Tensor,
@@ -351,11 +370,14 @@ def metric_loss(
         return features[:, :0].sum() + cas[:, :0].sum()  # an exact 0 that is part of the graph
 
     valid = _valid_mask(lengths, max_len)[..., None]  # (B, T, 1)
-    u = features.masked_fill(~valid, 0)  # (B, T, d): padding holds anything, even inf / nan
-    attention = cas.masked_fill(~valid, -math.inf).softmax(dim=1)  # (B, T, C): pi^c_{k,i}, 0 on padding
-    z_class = torch.einsum("btc,btd->bcd", attention, u)  # (B, C, d): z^c
-    # sum_i (1 - pi_i) u_i = sum_i u_i - z^c: one batched matrix product instead of two
-    z_not_class = (u.sum(dim=1)[:, None, :] - z_class) / (lengths - 1).clamp(min=1).to(cas.dtype)[:, None, None]
+    attention = cas.masked_fill(~valid, -math.inf).softmax(dim=1)  # (B, T, C): pi^c_{k,i}, exactly 0 on padding
+    # Pooling weights: the C attentions and a column of ones on the valid segments (sum_i u_i).
+    # torch.where (not a product) stops any gradient reaching padding through the weights.
+    weights = torch.where(valid, torch.cat([attention, torch.ones_like(cas[..., :1])], dim=2), 0)  # (B, T, C + 1)
+    pooled = _pool_valid(weights, features, valid)  # (B, C + 1, d)
+    z_class, u_sum = pooled[:, :num_classes], pooled[:, num_classes:]  # (B, C, d): z^c; (B, 1, d): sum_i u_i
+    # sum_i (1 - pi_i) u_i = sum_i u_i - z^c
+    z_not_class = (u_sum - z_class) / (lengths - 1).clamp(min=1).to(cas.dtype)[:, None, None]
     z_not_class = z_not_class.masked_fill((lengths == 1)[:, None, None], 0)  # n_k = 1: exactly zero, no rounding
     z_class = F.normalize(z_class, dim=-1)  # (B, C, d): z~c, unit L2 norm
     z_not_class = F.normalize(z_not_class, dim=-1)  # (B, C, d): z~notc (zero when n_k = 1)

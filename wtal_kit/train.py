@@ -205,6 +205,14 @@ def build_custom_factors(config: Config, num_classes: int) -> torch.nn.Parameter
     return torch.nn.Parameter(torch.randn(num_classes, config.custom_rank, config.feature_dim, generator=generator) * scale)
 
 
+def build_optimizer(parameters, config: Config, device: torch.device) -> torch.optim.Adam:
+    """Adam; the fused implementation where this torch has it for the device (same update, one kernel)."""
+    try:
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or no fused Adam for this device
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
 def compute_losses(model, custom_factors, features, lengths, labels, config: Config) -> dict:
     """Forward + loss terms of one batch. features (B, T, d), lengths (B,), labels (B, C)."""
     u, cas, _ = model(features)  # u: (B, T, d), cas: (B, T, C)
@@ -435,7 +443,7 @@ def train(
     if custom_factors is not None:
         custom_factors = torch.nn.Parameter(custom_factors.data.to(device))
         parameters.append(custom_factors)
-    optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = build_optimizer(parameters, config, device)
     sampler = BatchSampler(annotations.video_labels[train_indices], config)
     cache = FeatureCache(dataset, config.feature_cache_mb)
     labels_all = torch.from_numpy(annotations.video_labels.astype(np.float32))  # (N, C)

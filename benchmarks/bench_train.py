@@ -1,0 +1,303 @@
+"""Benchmark: one full training step vs the GEMMs it cannot avoid.
+
+    python benchmarks/bench_train.py                     # paper configuration, device auto
+    python benchmarks/bench_train.py --device cuda --bf16
+    python benchmarks/bench_train.py --quick             # small sizes, a few seconds (smoke test)
+    python benchmarks/bench_train.py --profile           # also print the step's top operators
+
+Paper configuration (METHOD.md 4.2, ``Config()`` defaults): B = 20 videos, T = 300 segments
+(valid lengths drawn in [150, 300], one of them 300, the rest zero padding as the trainer's
+``make_batch`` does), d = 2048, C = 20; balanced BCE with blocks of 60 and top-10, triplet
+metric loss with the class distance, kappa 4, dropout 0.7, Adam lr 1e-4.
+
+Two things are timed side by side in this process, alternating, after a warm-up:
+
+- full step: ``wtal_kit.train.compute_losses`` (model forward + both losses), backward, Adam step;
+- GEMM floor: two plain Linear layers of the same sizes (d -> d, ReLU, d -> C), ``.sum()``,
+  backward, no optimizer: the work no implementation of the step can skip.
+
+The medians, their ratio and the peak memory of each are printed, with whether the target
+"step <= 1.5 x its GEMMs" is met. Peak memory of one call after the warm-up: on CUDA
+``torch.cuda.max_memory_allocated`` above what was allocated before the call; on CPU (Linux)
+the peak resident set size above the RSS before the call, after resetting the kernel's
+high-water mark (see :func:`cpu_peak_bytes`). Both count activations and gradients, not the
+parameters, inputs or Adam's state (allocated during the warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from wtal_kit import losses  # noqa: E402
+from wtal_kit.config import Config  # noqa: E402
+from wtal_kit.model import WtalModel  # noqa: E402
+
+try:
+    from wtal_kit.train import build_optimizer, compute_losses  # noqa: E402
+
+    LOSS_SOURCE = "wtal_kit.train.compute_losses"
+except ImportError as missing:  # the trainer also needs pandas / h5py / tqdm, which a bare GPU box may lack
+    LOSS_SOURCE = f"inline copy of compute_losses (wtal_kit.train not importable: {missing})"
+
+    def build_optimizer(parameters, config, device):
+        return torch.optim.Adam(parameters, lr=config.lr)
+
+    def compute_losses(model, custom_factors, features, lengths, labels, config):
+        """The paper default's path of ``wtal_kit.train.compute_losses`` (bbce + metric loss), torch only."""
+        u, cas, _ = model(features)  # (B, T, d), (B, T, C)
+        probs = losses.video_scores(cas, lengths, block_size=config.effective_block_size, k=config.k)  # (B, C)
+        classification = losses.balanced_bce(probs, labels)
+        metric = losses.metric_loss(u, cas, labels, lengths, model.classifier_weight, margin=config.margin,
+                                    kind=config.metric_loss, distance=config.distance)
+        total = config.classification_weight * classification + config.metric_weight * metric
+        return {"classification": classification, "metric": metric, "total": total}
+
+TARGET_RATIO = 1.5  # the step may cost at most this many times its GEMMs
+PAPER_SIZES = dict(batch=20, max_len=300, feature_dim=2048, num_classes=20, classes_per_batch=4)
+QUICK_SIZES = dict(batch=8, max_len=128, feature_dim=256, num_classes=6, classes_per_batch=2)
+
+
+# -- inputs ---------------------------------------------------------------------------
+def make_inputs(batch, max_len, feature_dim, num_classes, classes_per_batch, device, seed=0):
+    """A padded batch shaped like the trainer's: features (B, T, d), lengths (B,), labels (B, C).
+
+    Lengths are drawn in [T/2, T] with the first one T; padding is zero. Labels follow the
+    paper's sampler: ``classes_per_batch`` classes, B / classes_per_batch videos each, and
+    every third video also carries one more class (multi-label videos occur in THUMOS14).
+    """
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(max_len // 2, max_len + 1, size=batch)  # (B,)
+    lengths[0] = max_len
+    features = rng.standard_normal((batch, max_len, feature_dim), dtype=np.float32)  # (B, T, d)
+    features[np.arange(max_len)[None, :] >= lengths[:, None]] = 0  # zero padding, as make_batch
+    labels = np.zeros((batch, num_classes), dtype=np.float32)  # (B, C)
+    per_class = batch // classes_per_batch
+    labels[np.arange(batch), np.minimum(np.arange(batch) // per_class, classes_per_batch - 1)] = 1
+    labels[::3, classes_per_batch % num_classes] = 1
+    return (
+        torch.from_numpy(features).to(device),
+        torch.from_numpy(lengths).to(device),
+        torch.from_numpy(labels).to(device),
+    )
+
+
+def paper_config(feature_dim: int) -> Config:
+    """The paper's defaults (bbce + triplet + class distance, kappa 4, block 60, k 10, dropout 0.7, Adam 1e-4)."""
+    return Config(feature_dim=feature_dim)
+
+
+# -- the two workloads -------------------------------------------------------------------
+class FullStep:
+    """Forward + both losses (``compute_losses``) + backward + Adam step, as the trainer runs them."""
+
+    name = "full step (forward + losses + backward + Adam)"
+
+    def __init__(self, sizes, device, bf16: bool, seed=0):
+        torch.manual_seed(seed)
+        self.config = paper_config(sizes["feature_dim"])
+        self.model = WtalModel(
+            feature_dim=sizes["feature_dim"], num_classes=sizes["num_classes"],
+            dropout=self.config.dropout, kappa=self.config.kappa,
+        ).to(device).train()
+        self.optimizer = build_optimizer(list(self.model.parameters()), self.config, device)  # as the trainer builds it
+        self.features, self.lengths, self.labels = make_inputs(device=device, seed=seed, **sizes)
+        self.device, self.bf16 = device, bf16
+
+    def __call__(self):
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            terms = compute_losses(self.model, None, self.features, self.lengths, self.labels, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        self.optimizer.step()
+
+
+class GemmFloor:
+    """The same two Linear layers alone: Linear d->d, ReLU, Linear d->C, .sum(), backward (no optimizer)."""
+
+    name = "GEMM floor (2 Linear forward + backward)"
+
+    def __init__(self, sizes, device, bf16: bool, seed=0):
+        torch.manual_seed(seed)
+        d, c = sizes["feature_dim"], sizes["num_classes"]
+        self.layers = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, c)).to(device)
+        self.features, _, _ = make_inputs(device=device, seed=seed, **sizes)
+        self.device, self.bf16 = device, bf16
+
+    def __call__(self):
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = self.layers(self.features).sum()
+        self.layers.zero_grad(set_to_none=True)
+        loss.backward()
+
+
+# -- measurement ----------------------------------------------------------------------
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def time_side_by_side(step, floor, device, repeats: int, warmup: int) -> tuple[list, list]:
+    """Seconds per call of each, alternating (the order flips every repeat so neither always runs first)."""
+    for _ in range(warmup):
+        step(), floor()
+    synchronize(device)
+    step_times, floor_times = [], []
+    for r in range(repeats):
+        if r % 2 == 0:
+            step_times.append(timed(step, device))
+            floor_times.append(timed(floor, device))
+        else:
+            floor_times.append(timed(floor, device))
+            step_times.append(timed(step, device))
+    return step_times, floor_times
+
+
+def cuda_peak_bytes(fn, device) -> int:
+    """Peak CUDA memory allocated during one call, above what was allocated before it."""
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    fn()
+    synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - base
+
+
+def _proc_status_kib(field: str) -> int:
+    """A ``VmXXX`` line of /proc/self/status, in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def cpu_peak_bytes(fn) -> int | None:
+    """Growth of the resident set size during one call, above the RSS before it (Linux only, else None).
+
+    ``ru_maxrss`` is the process's all-time peak and cannot go down, so it cannot measure two
+    workloads in one process (and a subprocess inherits its parent's peak across fork + exec).
+    Linux resets the same high-water mark (VmHWM) when "5" is written to /proc/self/clear_refs.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := current RSS
+        base = _proc_status_kib("VmRSS")
+    except OSError:
+        return None
+    fn()
+    return (_proc_status_kib("VmHWM") - base) * 1024
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench_train: --device cuda was asked for but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def print_profile(step, device, rows: int = 20):
+    """The step's most expensive operators (self time) over one call."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        step()
+        synchronize(device)
+    sort_key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages(group_by_input_shape=True).table(sort_by=sort_key, row_limit=rows,
+                                                             max_name_column_width=36, max_shapes_column_width=60))
+
+
+def mib(n_bytes) -> str:
+    return "n/a" if n_bytes is None else f"{n_bytes / 2**20:,.1f} MiB"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="[auto: CUDA when present]")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls of each workload [7; 3 with --quick]")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls of each before timing [2]")
+    parser.add_argument("--quick", action="store_true", help="small sizes (B=8, T=128, d=256, C=6): a smoke test")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast around the forward + losses of both")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch [torch's default]")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--profile", action="store_true", help="also print the step's top operators (torch.profiler)")
+    parser.add_argument("--require-target", action="store_true", help="exit with status 1 when the target is missed")
+    args = parser.parse_args(argv)
+    sizes = QUICK_SIZES if args.quick else PAPER_SIZES
+
+    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 7)
+    if repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    step, floor = FullStep(sizes, device, args.bf16), GemmFloor(sizes, device, args.bf16)
+
+    lengths = step.lengths.tolist()
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
+    print(f"bench_train: full training step vs its GEMMs ({'quick sizes' if args.quick else 'paper configuration'})")
+    print(f"  device {device} ({where}), torch {torch.__version__}, {'bf16 autocast' if args.bf16 else 'fp32'}")
+    if args.bf16 and device.type == "cpu":
+        print("  note: the trainer ignores --bf16 on CPU; this benchmark applies the autocast anyway")
+    print(f"  B={sizes['batch']} T={sizes['max_len']} (valid lengths {min(lengths)}..{max(lengths)}, zero padded) "
+          f"d={sizes['feature_dim']} C={sizes['num_classes']}")
+    c = step.config
+    print(f"  losses: {LOSS_SOURCE}")
+    print(f"  config: {c.classification_loss} + {c.metric_loss} ({c.distance} distance), kappa {c.kappa:g}, "
+          f"block {c.block_size}, k {c.k}, dropout {c.dropout}, Adam lr {c.lr:g}")
+    if device.type == "cpu" and hasattr(os, "getloadavg"):
+        load = os.getloadavg()[0]
+        busy = "  (other processes are running: timings may be inflated)" if load > 0.5 else ""
+        print(f"  load average {load:.2f} on {os.cpu_count()} cores{busy}")
+
+    step_times, floor_times = time_side_by_side(step, floor, device, repeats, args.warmup)
+    if args.no_memory:
+        step_peak = floor_peak = None
+    elif device.type == "cuda":
+        step_peak, floor_peak = cuda_peak_bytes(step, device), cuda_peak_bytes(floor, device)
+    else:
+        step_peak, floor_peak = cpu_peak_bytes(step), cpu_peak_bytes(floor)
+
+    step_median, floor_median = statistics.median(step_times), statistics.median(floor_times)
+    ratio = step_median / floor_median
+    memory_kind = "peak CUDA memory" if device.type == "cuda" else "peak RSS growth"
+    print(f"  timings: median of {repeats} alternating calls after {args.warmup} warm-up each [min .. max]")
+    for name, times, peak in ((step.name, step_times, step_peak), (floor.name, floor_times, floor_peak)):
+        print(f"    {name:<48s} {1e3 * statistics.median(times):9.1f} ms  "
+              f"[{1e3 * min(times):.1f} .. {1e3 * max(times):.1f}]   {memory_kind} {mib(peak)}")
+    met = ratio <= TARGET_RATIO
+    if args.quick:  # fixed per-call costs dominate at these sizes; the target is about the paper's
+        verdict = "not judged at --quick sizes (the target is for the paper configuration)"
+    else:
+        verdict = "met" if met else "NOT met"
+    print(f"  ratio step / GEMMs: {ratio:.2f}x (of the medians; of the minima {min(step_times) / min(floor_times):.2f}x)"
+          f"   target <= {TARGET_RATIO}x: {verdict}")
+    if args.profile:
+        print_profile(step, device)
+    return 1 if (args.require_target and not args.quick and not met) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
