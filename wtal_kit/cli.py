@@ -131,8 +131,7 @@ def cmd_infer(args) -> int:
     indices = annotations.indices(subset)
     logits, video_scores = infer(model, dataset, indices, config, device, progress=not args.no_progress)
     out = args.out or Path(args.checkpoint).with_name(f"scores_{subset}.h5")
-    attrs = scores_attrs(config, subset, str(args.checkpoint))
-    attrs["name"] = annotations.name
+    attrs = scores_attrs(config, annotations.name, subset, str(args.checkpoint))
     write_scores(out, annotations, indices, logits, video_scores, attrs)
     print(f"wrote {out} ({len(indices)} videos of subset '{subset}')")
     return 0

@@ -297,9 +297,10 @@ def infer(
     return logits_out, scores_out
 
 
-def scores_attrs(config: Config, subset: str, checkpoint: str) -> dict:
+def scores_attrs(config: Config, name: str, subset: str, checkpoint: str) -> dict:
+    """What a scores file records beside the activations: enough to localize without the config."""
     return {
-        "name": "",
+        "name": name,
         "subset": subset,
         "seconds_per_segment": config.seconds_per_segment,
         "kappa": config.kappa,
@@ -313,29 +314,13 @@ def scores_attrs(config: Config, subset: str, checkpoint: str) -> dict:
 
 def scores_in_memory(annotations: Annotations, indices, logits, video_scores, config: Config) -> Scores:
     """A :class:`Scores` without a file (for periodic evaluation)."""
-    subset_annotations = _restrict(annotations, indices)
-    attrs = scores_attrs(config, "", "")
+    subset_annotations = annotations.select(indices)
+    attrs = scores_attrs(config, annotations.name, "", "")
     return Scores(
         annotations=subset_annotations,
         logits=dict(zip(subset_annotations.videos, logits)),
         video_scores=video_scores,
         attrs=attrs,
-    )
-
-
-def _restrict(annotations: Annotations, indices) -> Annotations:
-    indices = np.asarray(indices)
-    videos = set(annotations.videos[indices])
-    return Annotations(
-        name=annotations.name,
-        videos=annotations.videos[indices],
-        subsets=annotations.subsets[indices],
-        classes=annotations.classes,
-        durations=annotations.durations[indices],
-        video_labels=annotations.video_labels[indices],
-        instances=annotations.instances[annotations.instances["video"].isin(videos)].reset_index(drop=True),
-        ambiguous=annotations.ambiguous[annotations.ambiguous["video"].isin(videos)].reset_index(drop=True),
-        source=annotations.source,
     )
 
 
@@ -541,8 +526,7 @@ def train(
     else:
         logits, video_scores = infer(model, dataset, test_indices, config, device, progress=progress)
     scores_path = run_dir / f"scores_{test_subset}.h5"
-    attrs = scores_attrs(config, test_subset, checkpoint_used)
-    attrs["name"] = annotations.name
+    attrs = scores_attrs(config, annotations.name, test_subset, checkpoint_used)
     write_scores(scores_path, annotations, test_indices, logits, video_scores, attrs)
     scores = read_scores(scores_path)
     mean_ap, per_class, detections = evaluate_scores(scores, config)

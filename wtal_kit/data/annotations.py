@@ -97,6 +97,22 @@ class Annotations:
             )
         return np.flatnonzero(self.subsets == subset)
 
+    def select(self, indices) -> "Annotations":
+        """The annotations of the videos ``indices`` only (in that order)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        keep = set(self.videos[indices])
+        return Annotations(
+            name=self.name,
+            videos=self.videos[indices],
+            subsets=self.subsets[indices],
+            classes=self.classes,
+            durations=self.durations[indices],
+            video_labels=self.video_labels[indices],
+            instances=self.instances[self.instances["video"].isin(keep)].reset_index(drop=True),
+            ambiguous=self.ambiguous[self.ambiguous["video"].isin(keep)].reset_index(drop=True),
+            source=self.source,
+        )
+
     def ground_truth(self, subset: str | None = None) -> pd.DataFrame:
         """Instances of the videos of ``subset`` (all when None) in table form."""
         if subset is None:

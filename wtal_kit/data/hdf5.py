@@ -69,24 +69,25 @@ def _check_video_names(annotations: Annotations, where):
 
 # -- annotations <-> HDF5 group ------------------------------------------------
 def write_annotations(group: h5py.Group, annotations: Annotations, indices=None) -> None:
-    """Write ``annotations`` (restricted to ``indices`` if given) into ``group``."""
-    indices = np.arange(annotations.num_videos) if indices is None else np.asarray(indices)
-    videos = annotations.videos[indices]
-    position = {v: i for i, v in enumerate(videos)}
+    """Write ``annotations`` (restricted to the videos ``indices`` if given) into ``group``."""
+    if indices is not None:
+        annotations = annotations.select(indices)
+    position = {v: i for i, v in enumerate(annotations.videos)}
     class_index = {c: i for i, c in enumerate(annotations.classes)}
     group.attrs["name"] = annotations.name
     group.attrs["classes"] = json.dumps(list(annotations.classes))
     group.attrs["source"] = annotations.source
-    group.create_dataset("videos", data=np.array(videos, dtype=object), dtype=_STR)
-    group.create_dataset("subsets", data=np.array(annotations.subsets[indices], dtype=object), dtype=_STR)
-    group.create_dataset("durations", data=annotations.durations[indices].astype(np.float64))
-    group.create_dataset("video_labels", data=annotations.video_labels[indices].astype(np.uint8))
-    inst = annotations.instances[annotations.instances["video"].isin(position)]
+    group.create_dataset("videos", data=np.array(annotations.videos, dtype=object), dtype=_STR)
+    group.create_dataset("subsets", data=np.array(annotations.subsets, dtype=object), dtype=_STR)
+    group.create_dataset("durations", data=annotations.durations.astype(np.float64))
+    group.create_dataset("video_labels", data=annotations.video_labels.astype(np.uint8))
+    inst = annotations.instances
     g = group.create_group("instances")
     g.create_dataset("video_index", data=inst["video"].map(position).to_numpy(dtype=np.int64))
     g.create_dataset("label_index", data=inst["label"].map(class_index).to_numpy(dtype=np.int64))
     g.create_dataset("t_start", data=inst["t_start"].to_numpy(dtype=np.float64))
     g.create_dataset("t_end", data=inst["t_end"].to_numpy(dtype=np.float64))
+    # ambiguous intervals of videos outside the list are not kept (THUMOS14 lists 3 for the excluded video_test_0001292)
     amb = annotations.ambiguous[annotations.ambiguous["video"].isin(position)]
     g = group.create_group("ambiguous")
     g.create_dataset("video_index", data=amb["video"].map(position).to_numpy(dtype=np.int64))
