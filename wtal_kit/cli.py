@@ -112,7 +112,7 @@ def cmd_train(args) -> int:
     config = config_from_args(args)
     run_dir = args.run_dir or Path("runs") / f"{config.preset}-seed{config.seed}"
     result = train(config, run_dir, resume=args.resume, progress=not args.no_progress)
-    print(format_map_rows([(f"ours [{config.preset} preset, checkpoint: {result.checkpoint}] — {dataset_label(config)}", result.mean_ap)]))
+    print(format_map_rows([(f"ours [{config.preset} preset, seed {config.seed}, checkpoint: {result.checkpoint}] — {dataset_label(config)}", result.mean_ap)]))
     print(f"\nrun directory: {result.run_dir}  ({result.seconds:.0f} s)")
     return 0
 

@@ -79,7 +79,7 @@ def dataset_label(config: Config) -> str:
     """How a result's dataset is named in every report."""
     if config.dataset in SYNTHETIC_LAYOUTS:
         layout = {"thumos14": "THUMOS14", "activitynet12": "ActivityNet1.2"}[SYNTHETIC_LAYOUTS[config.dataset]]
-        return f"embedded synthetic benchmark ({layout} layout, seed {config.synthetic_seed}, d={config.feature_dim})"
+        return f"embedded synthetic benchmark ({layout} layout, benchmark seed {config.synthetic_seed}, d={config.feature_dim})"
     return f"feature store {config.dataset}"
 
 
