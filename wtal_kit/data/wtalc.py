@@ -6,7 +6,9 @@ A release is an annotation folder of ``.npy`` files::
     labels_all.npy  duration.npy  [original_fps.npy extracted_fps.npy]
     [Ambiguous_test.txt]
 
-plus a feature file ``<Dataset>-I3D-JOINTFeatures.npy``: a pickled object array
+(the fps files are accepted and not needed: times are converted with
+``seconds_per_segment``, 16/25 s for these releases), plus a feature file
+``<Dataset>-I3D-JOINTFeatures.npy``: a pickled object array
 of (n_i, 2048) float arrays in the order of ``videoname.npy``. The object arrays
 were written by Python 2, so strings may arrive as ``bytes``: they are decoded.
 
