@@ -172,3 +172,13 @@ def test_demo_caches_and_labels_its_numbers(tmp_path, capsys, monkeypatch):
     second = capsys.readouterr().out
     assert "Using the finished demo run" in second
     assert first.splitlines()[-6:] == second.splitlines()[-6:]
+
+
+def test_evaluate_warns_when_detections_miss_the_ground_truth(tiny_run):
+    # test-split detections against the validation ground truth: one warning line, the table still printed
+    done = run_cli("evaluate", "--results", tiny_run / "detections_test.json", "--ground-truth", THUMOS_DIR,
+                   "--subset", "validation")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wtal: warning:") and "no ground-truth instance" in lines[0]
+    assert "mAP (%)" in done.stdout

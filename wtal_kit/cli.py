@@ -19,6 +19,7 @@ import json
 import re
 import sys
 import typing
+import warnings
 from pathlib import Path
 
 from wtal_kit.errors import InputError, WtalError
@@ -202,6 +203,10 @@ def cmd_evaluate(args) -> int:
         ground_truth, classes = _load_ground_truth(args.ground_truth, args.subset)
         detections = read_detections_json(args.results, classes=classes)
         source = str(args.results)
+    outside = set(detections["video"]) - set(ground_truth["video"])
+    if outside:
+        warnings.warn(f"{len(outside)} of the {detections['video'].nunique()} videos with detections have no ground-truth "
+                      f"instance (their detections all count as false positives); wrong --subset or ground truth?")
     thresholds = tuple(args.iou) if args.iou else (0.1, 0.3, 0.5, 0.7)
     protocols = ["activitynet", "wtalc"] if args.protocol == "both" else [args.protocol]
     rows, tables = [], {}
@@ -329,7 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"wtal: warning: {message}\n"
+
+
 def main(argv=None) -> int:
+    warnings.formatwarning = _one_line_warning  # e.g. "detection labels absent from the ground truth are ignored"
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

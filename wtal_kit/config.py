@@ -110,7 +110,7 @@ class Config:
             raise InputError(f"unknown preset {name!r}; choose one of {PRESETS}", field="preset")
         values = dict(preset=name)
         if name == "quick":
-            values.update(feature_dim=256, lr=1e-3, iterations=1500, eval_every=500)
+            values.update(feature_dim=256, lr=1e-3, iterations=1500)
         values.update(overrides)
         return cls(**values)
 

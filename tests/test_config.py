@@ -1,0 +1,65 @@
+"""The Config dataclass: the paper's defaults (METHOD.md, 'Defaults (4.2)'), presets, validation, JSON."""
+
+import dataclasses
+
+import pytest
+
+from wtal_kit.config import Config
+from wtal_kit.errors import InputError
+
+
+def test_paper_preset_has_the_papers_settings():
+    config = Config.from_preset("paper")
+    # METHOD.md "Defaults (4.2)": 300 segments, lambda 1, alpha 3, l_w 60, k 10, kappa 4, batch 20 videos
+    # of 4 classes, Adam lr 1e-4; mAP at tIoU 0.1/0.3/0.5/0.7; d = 2048 I3D features; 16 frames at 25 fps.
+    expected = dict(max_segments=300, metric_weight=1.0, margin=3.0, block_size=60, k=10, kappa=4.0, batch_videos=20,
+                    batch_classes=4, lr=1e-4, iou_thresholds=(0.1, 0.3, 0.5, 0.7), feature_dim=2048,
+                    seconds_per_segment=0.64, classification_loss="bbce", metric_loss="triplet", distance="class",
+                    block_processing=True, localization="paper", threshold=0.5, gamma=0.7, checkpoint_selection="last")
+    for name, value in expected.items():
+        assert getattr(config, name) == pytest.approx(value), name
+    assert config == Config()
+
+
+def test_quick_preset_is_named_and_differs_only_in_budget():
+    quick, paper = Config.from_preset("quick"), Config.from_preset("paper")
+    differing = {f.name for f in dataclasses.fields(Config) if getattr(quick, f.name) != getattr(paper, f.name)}
+    assert differing == {"preset", "feature_dim", "lr", "iterations"}
+    assert quick.preset == "quick"
+
+
+def test_json_round_trip(tmp_path):
+    config = Config.from_preset("quick", seed=5, kappa=None, iou_thresholds=[0.5, 0.75])
+    path = tmp_path / "config.json"
+    config.to_json(path)
+    assert Config.from_json(path) == config
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        (dict(distance="manhattan"), "distance"),
+        (dict(lr=0.0), "lr"),
+        (dict(kappa=-1.0), "kappa"),
+        (dict(threshold=1.0), "threshold"),
+        (dict(iou_thresholds=(0.0,)), "iou_thresholds"),
+        (dict(k=0), "k"),
+        (dict(batch_videos=5, batch_classes=4), "batch_videos"),
+        (dict(dropout=1.0), "dropout"),
+    ],
+)
+def test_bad_values_name_the_field(changes, field):
+    with pytest.raises(InputError) as info:
+        Config(**changes)
+    assert info.value.field == field
+
+
+def test_replace_and_unknown_fields(tmp_path):
+    config = Config().replace(lr=None, seed=4)  # None means "not given"
+    assert config.lr == 1e-4 and config.seed == 4
+    with pytest.raises(InputError, match="unknown config field"):
+        Config().replace(learning_rate=1.0)
+    path = tmp_path / "c.json"
+    path.write_text('{"lr": 0.1, "colour": "red"}')
+    with pytest.raises(InputError, match="c.json.*unknown config field"):
+        Config.from_json(path)
