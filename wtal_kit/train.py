@@ -36,7 +36,7 @@ from wtal_kit import losses
 from wtal_kit.config import Config
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
-from wtal_kit.data.hdf5 import Scores, atomic_path, open_feature_store, read_scores, write_scores
+from wtal_kit.data.hdf5 import Scores, atomic_path, open_feature_store, write_scores
 from wtal_kit.data.jsonio import write_detections_json
 from wtal_kit.errors import InputError
 from wtal_kit.model import WtalModel
@@ -312,13 +312,11 @@ def scores_attrs(config: Config, name: str, subset: str, checkpoint: str) -> dic
     }
 
 
-def scores_in_memory(annotations: Annotations, indices, logits, video_scores, config: Config) -> Scores:
-    """A :class:`Scores` without a file (for periodic evaluation)."""
-    subset_annotations = annotations.select(indices)
-    attrs = scores_attrs(config, annotations.name, "", "")
+def scores_in_memory(split_annotations: Annotations, logits, video_scores, attrs: dict) -> Scores:
+    """A :class:`Scores` without a file; ``logits`` in the order of ``split_annotations.videos``."""
     return Scores(
-        annotations=subset_annotations,
-        logits=dict(zip(subset_annotations.videos, logits)),
+        annotations=split_annotations,
+        logits=dict(zip(split_annotations.videos, logits)),
         video_scores=video_scores,
         attrs=attrs,
     )
@@ -418,6 +416,8 @@ def train(
     train_subset, test_subset = split_subsets(config, annotations)
     train_indices = annotations.indices(train_subset)
     test_indices = annotations.indices(test_subset)
+    test_annotations = annotations.select(test_indices)  # the held-out split, evaluated every eval_every
+    eval_attrs = scores_attrs(config, annotations.name, test_subset, "last")
     device = resolve_device(config.device)
 
     _seed_everything(config.seed)
@@ -464,7 +464,7 @@ def train(
     bar = tqdm(range(start_iteration, config.iterations), initial=start_iteration, total=config.iterations,
                desc=f"train [{config.preset}]", unit="it", disable=not progress)
     running, window = {}, 0
-    last_inference = (None, None, None)  # (iteration, logits, video_scores) of the latest evaluation
+    last_evaluation = None  # (iteration, scores, (mean_ap, per_class, detections)) of the latest evaluation
     for iteration in bar:
         batch_indices = train_indices[sampler.sample(rng)]
         arrays = [cache(i) for i in batch_indices]
@@ -488,8 +488,10 @@ def train(
         done = iteration + 1
         if done % config.eval_every == 0 or done == config.iterations:
             logits, video_scores = infer(model, dataset, test_indices, config, device)
-            last_inference = (done, logits, video_scores)
-            mean_ap, _, _ = evaluate_scores(scores_in_memory(annotations, test_indices, logits, video_scores, config), config)
+            scores = scores_in_memory(test_annotations, logits, video_scores, eval_attrs)
+            evaluation = evaluate_scores(scores, config)
+            last_evaluation = (done, scores, evaluation)
+            mean_ap = evaluation[0]
             # loss columns: mean over the iterations since the previous evaluation
             mean = {name: value / window for name, value in running.items()}
             running, window = {}, 0
@@ -521,15 +523,15 @@ def train(
         state = load_checkpoint(run_dir / "checkpoint_best.pt", map_location=device)
         model.load_state_dict(state["model"])
         checkpoint_used = f"best_test_map (iteration {best['iteration']}, selected on the test split)"
-    if checkpoint_used == "last" and last_inference[0] == config.iterations:
-        _, logits, video_scores = last_inference  # the final evaluation already ran this model on this split
+    attrs = scores_attrs(config, annotations.name, test_subset, checkpoint_used)
+    if checkpoint_used == "last" and last_evaluation is not None and last_evaluation[0] == config.iterations:
+        _, scores, (mean_ap, per_class, detections) = last_evaluation  # the last evaluation saw this very model
     else:
         logits, video_scores = infer(model, dataset, test_indices, config, device, progress=progress)
-    scores_path = run_dir / f"scores_{test_subset}.h5"
-    attrs = scores_attrs(config, annotations.name, test_subset, checkpoint_used)
-    write_scores(scores_path, annotations, test_indices, logits, video_scores, attrs)
-    scores = read_scores(scores_path)
-    mean_ap, per_class, detections = evaluate_scores(scores, config)
+        scores = scores_in_memory(test_annotations, logits, video_scores, attrs)
+        mean_ap, per_class, detections = evaluate_scores(scores, config)
+    logits = [scores.logits[video] for video in test_annotations.videos]
+    write_scores(run_dir / f"scores_{test_subset}.h5", annotations, test_indices, logits, scores.video_scores, attrs)
     write_detections_json(run_dir / f"detections_{test_subset}.json", detections, videos=scores.annotations.videos,
                           external_data={"config": config.to_dict(), "checkpoint": checkpoint_used})
     seconds = time.perf_counter() - started
@@ -580,5 +582,7 @@ def untrained_result(config: Config, dataset: FeatureDataset | None = None):
     _seed_everything(config.seed)
     model = build_model(config, annotations.num_classes).to(resolve_device(config.device))
     logits, video_scores = infer(model, dataset, test_indices, config)
-    mean_ap, per_class, _ = evaluate_scores(scores_in_memory(annotations, test_indices, logits, video_scores, config), config)
+    scores = scores_in_memory(annotations.select(test_indices), logits, video_scores,
+                              scores_attrs(config, annotations.name, test_subset, "untrained"))
+    mean_ap, per_class, _ = evaluate_scores(scores, config)
     return mean_ap, per_class
