@@ -2,23 +2,51 @@
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import THUMOS_DIR, write_release_npy as _write_release_npy
+from conftest import REPO_ROOT, THUMOS_DIR, write_release_npy as _write_release_npy
 from wtal_kit import timegrid
-from wtal_kit.data import FeatureDataset, load_wtalc_annotations, load_wtalc_features, load_wtalc_release
+from wtal_kit.atomic import atomic_path, atomic_write_text
+from wtal_kit.data import FeatureDataset, load_ground_truth, load_wtalc_annotations, load_wtalc_features, load_wtalc_release
 from wtal_kit.data.hdf5 import open_feature_store, read_scores, write_feature_store, write_scores
 from wtal_kit.data.jsonio import read_detections_json, read_ground_truth_json, write_detections_json, write_ground_truth_json
 from wtal_kit.data.tables import check_detections, check_ground_truth
 from wtal_kit.errors import InputError
 
 FEATURE_DIM = 2048
+SCORES_ATTRS = {"seconds_per_segment": 0.64, "kappa": None, "block_size": 60, "k": 10, "config": {"a": 1}, "subset": "test"}
 
 
+def _write_small_scores(path, annotations, subset="test", count=5, seed=1):
+    indices = annotations.indices(subset)[:count]
+    rng = np.random.default_rng(seed)
+    logits = [rng.normal(size=(int(n), annotations.num_classes)).astype(np.float32) for n in rng.integers(3, 9, size=count)]
+    video_probs = rng.random((count, annotations.num_classes)).astype(np.float32)
+    return write_scores(path, annotations, indices, logits, video_probs, SCORES_ATTRS), indices, logits, video_probs
+
+
+def _strings_in_hdf5(path) -> list[str]:
+    """Every string attribute and string dataset value of an HDF5 file, and every object name."""
+    found = []
+
+    def collect(name, obj):
+        found.append(name)
+        for value in obj.attrs.values():
+            found.extend(str(v) for v in np.atleast_1d(value))
+        if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "OSU":
+            found.extend(obj.asstr()[()].reshape(-1).tolist())
+
+    with h5py.File(path, "r") as handle:
+        found.extend(str(v) for v in handle.attrs.values())
+        handle.visititems(collect)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -206,20 +234,71 @@ def test_open_store_errors(tmp_path):
 
 
 def test_scores_round_trip(tmp_path, thumos_annotations):
-    indices = thumos_annotations.indices("test")[:5]
-    rng = np.random.default_rng(1)
-    logits = [rng.normal(size=(int(n), 20)).astype(np.float32) for n in rng.integers(3, 9, size=5)]
-    video_scores = rng.random((5, 20)).astype(np.float32)
-    path = write_scores(tmp_path / "s.h5", thumos_annotations, indices, logits, video_scores,
-                        {"seconds_per_segment": 0.64, "kappa": None, "block_size": 60, "k": 10, "config": {"a": 1}, "subset": "test"})
+    path, indices, logits, video_probs = _write_small_scores(tmp_path / "s.h5", thumos_annotations)
     scores = read_scores(path)
     assert list(scores.annotations.videos) == list(thumos_annotations.videos[indices])
     assert scores.kappa is None and scores.attrs["config"] == {"a": 1}
     for video, array in zip(thumos_annotations.videos[indices], logits):
         np.testing.assert_array_equal(scores.logits[video], array)
-    np.testing.assert_array_equal(scores.video_scores, video_scores)
+    np.testing.assert_array_equal(scores.video_probs, video_probs)
     expected_gt = thumos_annotations.instances[thumos_annotations.instances["video"].isin(set(thumos_annotations.videos[indices]))]
     assert len(scores.annotations.ground_truth()) == len(expected_gt)
+
+
+def test_outputs_store_no_absolute_path(tmp_path, thumos_annotations):
+    """The annotations were read from an absolute path; neither output file may record it."""
+    source = thumos_annotations.source
+    assert Path(source).is_absolute()
+    scores_path, *_ = _write_small_scores(tmp_path / "s.h5", thumos_annotations)
+    dataset = FeatureDataset(thumos_annotations.select(np.arange(4)), 0.64, 4, lambda i: np.ones((2, 4), np.float32), source)
+    store_path = write_feature_store(tmp_path / "store.h5", dataset, progress=False)
+    for path in (scores_path, store_path):
+        strings = _strings_in_hdf5(path)
+        assert not [s for s in strings if source in s or str(tmp_path) in s], path
+        with h5py.File(path) as handle:
+            assert handle["annotations"].attrs["source"] == "thumos14"  # the name of what they were read from
+    # readers keep the path they read (in memory only), so that errors name it
+    assert read_scores(scores_path).annotations.source == str(scores_path)
+    assert open_feature_store(store_path).annotations.source == str(store_path)
+    with h5py.File(scores_path, "a") as handle:
+        del handle["annotations/instances/t_end"]
+    with pytest.raises(InputError, match="malformed annotations group") as info:
+        read_scores(scores_path)
+    assert str(scores_path) in str(info.value)
+
+
+def test_wtalc_release_store_has_no_absolute_path(tmp_path, release):
+    path, _ = release
+    dataset = load_wtalc_release(THUMOS_DIR, path, trust_pickle=True, name="Thumos14reduced")
+    store = write_feature_store(tmp_path / "store.h5", dataset, progress=False)
+    strings = _strings_in_hdf5(store)
+    assert not [s for s in strings if str(path.parent) in s or str(THUMOS_DIR) in s]
+    with h5py.File(store) as handle:
+        assert handle.attrs["description"] == f"W-TALC release {path.name}"
+
+
+# -- atomic writes --------------------------------------------------------------------------------
+def test_atomic_write_text(tmp_path):
+    target = tmp_path / "sub" / "a.txt"
+    assert atomic_write_text(target, "héllo\n") == target and target.read_text(encoding="utf-8") == "héllo\n"
+    atomic_write_text(target, "second")
+    assert target.read_text() == "second"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "second" and sorted(p.name for p in target.parent.iterdir()) == ["a.txt"]
+
+
+def test_json_writing_does_not_import_h5py(tmp_path):
+    code = (
+        "import sys; import pandas as pd; from wtal_kit.data.jsonio import write_detections_json;"
+        "write_detections_json(sys.argv[1], pd.DataFrame({'video': ['a'], 'label': ['X'], 't_start': [0.0], 't_end': [1.0], 'score': [0.5]}));"
+        "assert 'h5py' not in sys.modules, 'h5py imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d.json")], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "d.json").read_text())["results"]["a"][0]["score"] == 0.5
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -280,6 +359,67 @@ def test_table_checks():
         check_ground_truth(good.assign(t_end=[-1.0]))
     with pytest.raises(InputError, match="non-finite"):
         check_detections(good.assign(score=[np.inf]))
+
+
+# -- load_ground_truth: JSON, W-TALC folder, HDF5 ------------------------------------------------
+def test_load_ground_truth_from_the_three_forms(tmp_path, thumos_annotations):
+    expected = thumos_annotations.ground_truth("test")
+    json_path = write_ground_truth_json(tmp_path / "gt.json", thumos_annotations)
+    scores_path, indices, *_ = _write_small_scores(tmp_path / "scores.h5", thumos_annotations, count=30)
+    for path in (json_path, str(json_path), THUMOS_DIR):
+        table, classes = load_ground_truth(path, subset="test")
+        pd.testing.assert_frame_equal(table, expected)
+        assert classes == (tuple(sorted(thumos_annotations.classes)) if path != THUMOS_DIR else thumos_annotations.classes)
+    table, classes = load_ground_truth(scores_path)
+    keep = set(thumos_annotations.videos[indices])
+    pd.testing.assert_frame_equal(table, expected[expected["video"].isin(keep)].reset_index(drop=True))
+    assert classes == thumos_annotations.classes
+    # a feature store (.hdf5 suffix) works as well
+    dataset = FeatureDataset(thumos_annotations, 0.64, 4, lambda i: np.ones((2, 4), np.float32))
+    store = write_feature_store(tmp_path / "store.hdf5", dataset, progress=False)
+    table, classes = load_ground_truth(store, subset="validation")
+    pd.testing.assert_frame_equal(table, thumos_annotations.ground_truth("validation"))
+    # all subsets when subset is None
+    assert len(load_ground_truth(THUMOS_DIR)[0]) == len(thumos_annotations.instances)
+    assert len(load_ground_truth(json_path)[0]) == len(thumos_annotations.instances)
+
+
+def test_load_ground_truth_with_the_detections_classes(tmp_path, thumos_annotations):
+    order = tuple(reversed(thumos_annotations.classes))
+    json_path = write_ground_truth_json(tmp_path / "gt.json", thumos_annotations, "test")
+    for path in (json_path, THUMOS_DIR):
+        table, classes = load_ground_truth(path, "test", classes=order)
+        assert classes == order and len(table) == len(thumos_annotations.ground_truth("test"))
+    fewer = thumos_annotations.classes[1:]
+    for path in (json_path, THUMOS_DIR):
+        with pytest.raises(InputError, match=thumos_annotations.classes[0]):
+            load_ground_truth(path, "test", classes=fewer)
+
+
+def test_load_ground_truth_bad_input(tmp_path, thumos_annotations):
+    (tmp_path / "gt.csv").write_text("video,label\n")
+    with pytest.raises(InputError, match="unknown ground-truth form") as info:
+        load_ground_truth(tmp_path / "gt.csv")
+    assert "gt.csv" in str(info.value)
+    for missing in ("missing.json", "missing.h5", "missing_folder"):
+        with pytest.raises(InputError, match="not found") as info:
+            load_ground_truth(tmp_path / missing)
+        assert missing in str(info.value)
+    with h5py.File(tmp_path / "plain.h5", "w") as handle:
+        handle.create_dataset("x", data=np.zeros(3))
+    with pytest.raises(InputError, match="no 'annotations' group"):
+        load_ground_truth(tmp_path / "plain.h5")
+    (tmp_path / "junk.hdf5").write_text("not hdf5")
+    with pytest.raises(InputError, match="not a readable HDF5"):
+        load_ground_truth(tmp_path / "junk.hdf5")
+    (tmp_path / "empty_folder").mkdir()
+    with pytest.raises(InputError, match="missing annotation file"):
+        load_ground_truth(tmp_path / "empty_folder")
+    with pytest.raises(InputError, match="no subset 'training'"):
+        load_ground_truth(THUMOS_DIR, subset="training")
+    json_path = write_ground_truth_json(tmp_path / "gt.json", thumos_annotations, "test")
+    with pytest.raises(InputError, match="no videos in subset 'validation'"):
+        load_ground_truth(json_path, subset="validation")
 
 
 # -- time grid ----------------------------------------------------------------------------------

@@ -421,8 +421,10 @@ def test_default_layout_is_thumos14():
 
 
 def test_missing_default_layout_raises(monkeypatch, tmp_path):
-    monkeypatch.setattr(synthetic, "default_layout_folder", lambda name="thumos14": tmp_path / "nowhere")
-    with pytest.raises(InputError, match="THUMOS14"):
+    from wtal_kit import bundled
+
+    monkeypatch.setattr(bundled, "_CANDIDATES", (tmp_path / "nowhere",))  # the shipped data are not installed
+    with pytest.raises(InputError, match="not installed"):
         make_synthetic_dataset(spec=SMALL)
 
 

@@ -7,18 +7,19 @@ never presented as a THUMOS14 result; published numbers (the paper's Tables 1-5,
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-PUBLISHED_CSV = Path(__file__).resolve().parents[1] / "data" / "published_results.csv"
+from wtal_kit.bundled import bundled_path
+
+PUBLISHED_CSV = "published_results.csv"  # a shipped data file: bundled_path(PUBLISHED_CSV)
 PUBLISHED_COLUMNS = {"iou_0.1": 0.1, "iou_0.3": 0.3, "iou_0.5": 0.5, "iou_0.7": 0.7, "avg": "avg"}
 
 
-def published_results(path=PUBLISHED_CSV) -> pd.DataFrame:
-    """The paper's printed numbers (mAP in %, NaN = not reported)."""
-    table = pd.read_csv(path)
+def published_results(path=None) -> pd.DataFrame:
+    """The paper's printed numbers (mAP in %, NaN = not reported); by default the shipped CSV."""
+    table = pd.read_csv(bundled_path(PUBLISHED_CSV) if path is None else path)
     table["variant"] = table["variant"].fillna("")
     return table
 

@@ -2,6 +2,7 @@
 
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
+from wtal_kit.data.ground_truth import load_ground_truth
 from wtal_kit.data.tables import (
     DETECTION_COLUMNS,
     GROUND_TRUTH_COLUMNS,
@@ -17,6 +18,7 @@ __all__ = [
     "GROUND_TRUTH_COLUMNS",
     "check_detections",
     "check_ground_truth",
+    "load_ground_truth",
     "load_wtalc_annotations",
     "load_wtalc_features",
     "load_wtalc_release",

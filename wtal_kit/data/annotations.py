@@ -120,12 +120,6 @@ class Annotations:
         keep = set(self.videos[self.indices(subset)])
         return self.instances[self.instances["video"].isin(keep)].reset_index(drop=True)
 
-    def ambiguous_intervals(self, subset: str | None = None) -> pd.DataFrame:
-        if subset is None:
-            return self.ambiguous.copy()
-        keep = set(self.videos[self.indices(subset)])
-        return self.ambiguous[self.ambiguous["video"].isin(keep)].reset_index(drop=True)
-
     def summary(self) -> dict:
         """Counts per subset: videos and instances."""
         out = {}

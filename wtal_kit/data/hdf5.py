@@ -13,18 +13,18 @@ Scores file (``wtal infer`` writes one next to the checkpoint; read without torc
                                 seconds_per_segment, kappa, block_size, k, config (JSON), checkpoint
     /annotations/...     the annotations of the scored videos (same layout as above)
     /logits/<video>      float32 (n_i, C) raw class activations W_f u + b_f (unclipped)
-    /video_scores        float32 (N, C) P(c|V) of Eq. 2-4, rows in annotation order
+    /video_probs        float32 (N, C) P(c|V) of Eq. 2-4, rows in annotation order
 
-Both are written to a temporary file next to the target and renamed into place,
-so a rejected input or an interrupted run never leaves a half-written file.
+Both are written to a temporary file next to the target and renamed into place
+(:mod:`wtal_kit.atomic`), so a rejected input or an interrupted run never leaves a
+half-written file. Neither records an absolute path of the writing machine: the
+annotations' ``source`` attribute keeps the last path component only.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from wtal_kit.atomic import atomic_path
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
 from wtal_kit.errors import InputError
@@ -43,22 +44,12 @@ FORMAT_VERSION = 1
 _STR = h5py.string_dtype(encoding="utf-8")
 
 
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def portable_name(source) -> str:
+    """What an output file may record of a path: its last component, never a machine's absolute path.
+
+    "/home/me/data/thumos14" -> "thumos14"; a text that is not an absolute path is kept."""
+    text = str(source or "")
+    return Path(text).name if os.path.isabs(text) else text
 
 
 def _check_video_names(annotations: Annotations, where):
@@ -76,7 +67,8 @@ def write_annotations(group: h5py.Group, annotations: Annotations, indices=None)
     class_index = {c: i for i, c in enumerate(annotations.classes)}
     group.attrs["name"] = annotations.name
     group.attrs["classes"] = json.dumps(list(annotations.classes))
-    group.attrs["source"] = annotations.source
+    # only the last component (e.g. "thumos14", "gt.json"): an absolute path of the writing machine would leak into the file
+    group.attrs["source"] = portable_name(annotations.source)
     group.create_dataset("videos", data=np.array(annotations.videos, dtype=object), dtype=_STR)
     group.create_dataset("subsets", data=np.array(annotations.subsets, dtype=object), dtype=_STR)
     group.create_dataset("durations", data=annotations.durations.astype(np.float64))
@@ -156,7 +148,7 @@ def write_feature_store(path, dataset: FeatureDataset, *, progress: bool = True)
                 seconds_per_segment=dataset.seconds_per_segment,
                 feature_dim=dataset.feature_dim,
                 classes=json.dumps(list(annotations.classes)),
-                description=dataset.description,
+                description=portable_name(dataset.description),
             )
             write_annotations(out.create_group("annotations"), annotations)
             features = out.create_group("features")
@@ -192,13 +184,13 @@ def open_feature_store(path) -> FeatureDataset:
 class Scores:
     """What inference produced for one split: raw class activations and video scores.
 
-    logits: video -> (n_i, C) raw activations; video_scores: (N, C) P(c|V), rows in
+    logits: video -> (n_i, C) raw activations; video_probs: (N, C) P(c|V), rows in
     annotation order; attrs: kappa, block_size, k, seconds_per_segment, subset, config, ...
     """
 
     annotations: Annotations
     logits: dict
-    video_scores: np.ndarray
+    video_probs: np.ndarray
     attrs: dict
     path: str = ""
 
@@ -211,17 +203,17 @@ class Scores:
         kappa = self.attrs.get("kappa")
         return None if kappa is None or (isinstance(kappa, float) and np.isnan(kappa)) else float(kappa)
 
-    def video_scores_by_video(self) -> dict:
-        return {v: self.video_scores[i] for i, v in enumerate(self.annotations.videos)}
+    def video_probs_by_video(self) -> dict:
+        return {v: self.video_probs[i] for i, v in enumerate(self.annotations.videos)}
 
 
-def write_scores(path, annotations: Annotations, indices, logits: list, video_scores: np.ndarray, attrs: dict) -> Path:
+def write_scores(path, annotations: Annotations, indices, logits: list, video_probs: np.ndarray, attrs: dict) -> Path:
     """Write a scores file for the videos ``indices`` of ``annotations`` (logits in that order)."""
     path = Path(path)
     indices = np.asarray(indices)
-    video_scores = np.asarray(video_scores, dtype=np.float32)
-    if len(logits) != len(indices) or video_scores.shape != (len(indices), annotations.num_classes):
-        raise ValueError("logits / video_scores do not match the videos to write")
+    video_probs = np.asarray(video_probs, dtype=np.float32)
+    if len(logits) != len(indices) or video_probs.shape != (len(indices), annotations.num_classes):
+        raise ValueError("logits / video_probs do not match the videos to write")
     _check_video_names(annotations, path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as out:
@@ -232,7 +224,7 @@ def write_scores(path, annotations: Annotations, indices, logits: list, video_sc
             group = out.create_group("logits")
             for video, array in zip(annotations.videos[indices], logits):
                 group.create_dataset(video, data=np.asarray(array, dtype=np.float32))  # (n_i, C)
-            out.create_dataset("video_scores", data=video_scores)  # (N, C)
+            out.create_dataset("video_probs", data=video_probs)  # (N, C)
     return path
 
 
@@ -250,9 +242,10 @@ def read_scores(path) -> Scores:
             if array.ndim != 2 or array.shape[1] != annotations.num_classes or not np.isfinite(array).all():
                 raise InputError(f"logits must be finite (n, {annotations.num_classes}), got {array.shape}", file=path, video=video, field="logits")
             logits[video] = array
-        video_scores = handle["video_scores"][()]
-        if video_scores.shape != (annotations.num_videos, annotations.num_classes) or not np.isfinite(video_scores).all():
-            raise InputError(f"video_scores must be finite {(annotations.num_videos, annotations.num_classes)}", file=path, field="video_scores")
+        # "video_scores": the name format version 1 files of wtal-kit 0.1 used for the same array
+        video_probs = handle["video_probs" if "video_probs" in handle else "video_scores"][()]
+        if video_probs.shape != (annotations.num_videos, annotations.num_classes) or not np.isfinite(video_probs).all():
+            raise InputError(f"video_probs must be finite {(annotations.num_videos, annotations.num_classes)}", file=path, field="video_probs")
         attrs = {}
         for key, value in handle.attrs.items():
             if isinstance(value, np.generic):
@@ -262,4 +255,4 @@ def read_scores(path) -> Scores:
             attrs[key] = value
         if isinstance(attrs.get("config"), str):
             attrs["config"] = json.loads(attrs["config"])
-    return Scores(annotations=annotations, logits=logits, video_scores=video_scores, attrs=attrs, path=str(path))
+    return Scores(annotations=annotations, logits=logits, video_probs=video_probs, attrs=attrs, path=str(path))

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from wtal_kit.atomic import atomic_write_text
 from wtal_kit.data.annotations import Annotations
-from wtal_kit.data.hdf5 import atomic_path
 from wtal_kit.data.tables import check_detections, check_ground_truth
 from wtal_kit.errors import InputError
 
@@ -44,11 +44,8 @@ def _read_json(path) -> dict:
 
 
 def _write_json(path, payload: dict) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        # compact: with an indent, json falls back to its pure-Python encoder (minutes for millions of detections)
-        tmp.write_text(json.dumps(payload, separators=(",", ":"), allow_nan=False))
-    return path
+    # compact: with an indent, json falls back to its pure-Python encoder (minutes for millions of detections)
+    return atomic_write_text(path, json.dumps(payload, separators=(",", ":"), allow_nan=False))
 
 
 def _segment(entry, path, video, field="segment"):

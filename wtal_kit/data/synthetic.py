@@ -127,7 +127,7 @@ from pathlib import Path
 
 import numpy as np
 
-import wtal_kit
+from wtal_kit.bundled import bundled_path
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
 from wtal_kit.data.wtalc import load_wtalc_annotations
@@ -143,7 +143,6 @@ __all__ = [
     "class_vectors",
     "cooccurrence_rates",
     "instance_segment_weights",
-    "default_layout_folder",
 ]
 
 
@@ -508,26 +507,15 @@ def _synthesize(annotations: Annotations, index: int, spec: SyntheticSpec, sps: 
 # -- the dataset -------------------------------------------------------------------------
 
 
-def default_layout_folder(name: str = "thumos14") -> Path:
-    """The annotation folder shipped with the repository: <repo>/data/<name>."""
-    return Path(wtal_kit.__file__).resolve().parents[1] / "data" / name
-
-
 def make_synthetic_dataset(annotations=None, spec: SyntheticSpec = SyntheticSpec(), seconds_per_segment: float = DEFAULT_SECONDS_PER_SEGMENT) -> FeatureDataset:
     """A lazily generated :class:`FeatureDataset` on a real annotation layout.
 
     annotations: an :class:`Annotations`, a W-TALC annotation folder (e.g.
-    "data/activitynet12"), or None for the THUMOS14 layout shipped in data/thumos14.
+    ``bundled_path("activitynet12")``), or None for the shipped THUMOS14 layout
+    (``bundled_path("thumos14")``, the repository's data/thumos14).
     ``read_features(i)`` synthesizes video i on demand; nothing is stored."""
     if annotations is None:
-        folder = default_layout_folder("thumos14")
-        if not folder.is_dir():
-            raise InputError(
-                "the THUMOS14 annotation layout that the synthetic benchmark uses by default is not there "
-                "(it ships in the repository's data/thumos14); pass annotations= explicitly",
-                file=folder,
-            )
-        annotations = load_wtalc_annotations(folder)
+        annotations = load_wtalc_annotations(bundled_path("thumos14"))  # InputError if the shipped data are missing
     elif isinstance(annotations, (str, Path)):
         annotations = load_wtalc_annotations(annotations)
     elif not isinstance(annotations, Annotations):

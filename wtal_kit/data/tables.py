@@ -21,10 +21,6 @@ GROUND_TRUTH_COLUMNS = ["video", "label", "t_start", "t_end"]
 DETECTION_COLUMNS = ["video", "label", "t_start", "t_end", "score"]
 
 
-def empty_ground_truth() -> pd.DataFrame:
-    return _typed(pd.DataFrame({c: [] for c in GROUND_TRUTH_COLUMNS}), GROUND_TRUTH_COLUMNS)
-
-
 def empty_detections() -> pd.DataFrame:
     return _typed(pd.DataFrame({c: [] for c in DETECTION_COLUMNS}), DETECTION_COLUMNS)
 

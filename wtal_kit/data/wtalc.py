@@ -212,5 +212,5 @@ def load_wtalc_release(
         seconds_per_segment=seconds_per_segment,
         feature_dim=features[0].shape[1],
         read_features=features.__getitem__,
-        description=f"W-TALC release {features_path}",
+        description=f"W-TALC release {Path(features_path).name}",  # no absolute path: it is stored by write_feature_store
     )

@@ -1,0 +1,124 @@
+"""Packaging: the shipped data (data/ in the repository) are found by an installed wtal-kit.
+
+The slow test builds the package NON-editable (no network: the environment's setuptools,
+no build isolation) into a temporary folder and runs it from another folder, with the
+repository off sys.path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wtal_kit import bundled
+from wtal_kit.bundled import bundled_path
+from wtal_kit.errors import InputError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ["ANNOTATIONS.md", "published_results.csv", "thumos14", "activitynet12"]
+
+
+# -- bundled_path ----------------------------------------------------------------------
+def test_bundled_path_finds_the_shipped_data():
+    for name in SHIPPED:
+        assert bundled_path(name).exists()
+    assert bundled_path("thumos14", "classlist.npy").is_file()
+    assert bundled_path("thumos14/Ambiguous_test.txt").is_file()
+    assert (bundled_path() / "ANNOTATIONS.md").is_file()
+
+
+@pytest.mark.parametrize("parts", [("nothing_here.csv",), ("thumos14", "nope.npy"), ("..", "pyproject.toml"), ("/etc/passwd",), ("",)])
+def test_bundled_path_rejects_missing_and_outside(parts):
+    with pytest.raises(InputError):
+        bundled_path(*parts)
+
+
+def test_bundled_path_without_installed_data(monkeypatch, tmp_path):
+    (tmp_path / "data").mkdir()  # a folder named data, but not ours (no ANNOTATIONS.md)
+    monkeypatch.setattr(bundled, "_CANDIDATES", (tmp_path / "_bundled_data", tmp_path / "data"))
+    with pytest.raises(InputError, match="not installed"):
+        bundled_path("thumos14")
+
+
+def test_pyproject_lists_every_package():
+    """`packages` is an explicit list (the data subpackage is mapped onto data/): it must not miss a subpackage."""
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    code = {
+        ".".join(init.parent.relative_to(REPO_ROOT).parts)
+        for init in (REPO_ROOT / "wtal_kit").rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    data = {"wtal_kit._bundled_data"} | {f"wtal_kit._bundled_data.{d.name}" for d in (REPO_ROOT / "data").iterdir() if d.is_dir()}
+    assert set(config["packages"]) == code | data
+    assert config["package-dir"] == {"wtal_kit._bundled_data": "data"}
+    assert set(config["package-data"]) == data
+
+
+# -- a real, non-editable install ---------------------------------------------------------
+def _copy_source(destination: Path) -> Path:
+    """What the sdist holds, without build/ or egg-info left in the work tree by someone else."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    destination.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, destination / name)
+    for name in ("wtal_kit", "data"):
+        shutil.copytree(REPO_ROOT / name, destination / name, ignore=ignore)
+    return destination
+
+
+@pytest.mark.slow
+def test_non_editable_install_finds_the_shipped_data(tmp_path):
+    pytest.importorskip("setuptools")  # built without isolation, so without network
+    source = _copy_source(tmp_path / "source")
+    target = tmp_path / "site"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--no-cache-dir", "--target", str(target), str(source)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert (target / "wtal_kit" / "_bundled_data" / "thumos14" / "segments.npy").is_file()
+    assert (target / "wtal_kit" / "_bundled_data" / "published_results.csv").is_file()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # -I: no PYTHONPATH, no user site, no current folder on sys.path; the install goes first
+    probe = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]);"
+        "import wtal_kit; from wtal_kit.bundled import bundled_path;"
+        "from wtal_kit.data.synthetic import make_synthetic_dataset; from wtal_kit.report import published_row;"
+        "print(json.dumps({'module': wtal_kit.__file__, 'path': sys.path, 'thumos14': str(bundled_path('thumos14')),"
+        " 'layout': make_synthetic_dataset().annotations.source, 'published': published_row()[0.5]}))"
+    )
+    done = subprocess.run([sys.executable, "-I", "-c", probe, str(target)], capture_output=True, text=True, cwd=elsewhere, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout)
+    assert Path(found["module"]).is_relative_to(target)
+    assert str(REPO_ROOT) not in found["path"] and "" not in found["path"]
+    assert Path(found["thumos14"]).is_relative_to(target) and Path(found["layout"]).is_relative_to(target)
+    assert found["published"] == pytest.approx(29.6)
+
+    # the CLI, run the way `python -m wtal_kit.cli` does, from the installed copy only
+    run_dir = tmp_path / "run"
+    cli = (
+        "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'wtal';"
+        "import wtal_kit; assert wtal_kit.__file__.startswith(sys.path[0]), wtal_kit.__file__;"
+        "runpy.run_module('wtal_kit.cli', run_name='__main__', alter_sys=True)"
+    )
+    args = ["train", "--preset", "quick", "--iterations", "20", "--eval-every", "20", "--feature-dim", "16",
+            "--run-dir", str(run_dir), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-I", "-c", cli, str(target), *args], capture_output=True, text=True,
+                          cwd=elsewhere, timeout=180, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert (run_dir / "results.json").is_file()
+    for scores in run_dir.glob("scores_*.h5"):  # no absolute path of this machine in an output file
+        content = scores.read_bytes()
+        assert str(tmp_path).encode() not in content and str(REPO_ROOT).encode() not in content
