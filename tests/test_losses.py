@@ -10,31 +10,22 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wtal_kit.losses import (
-    CLASSIFICATION_LOSSES,
-    DISTANCES,
-    METRIC_KINDS,
-    balanced_bce,
-    bce,
-    block_index,
-    metric_loss,
-    softmax_mil,
-    video_scores,
-)
+from wtal_kit.config import CLASSIFICATION_LOSSES, DISTANCES, METRIC_LOSSES
+from wtal_kit.losses import balanced_bce, bce, metric_loss, softmax_mil, video_probs
 
 LN3 = math.log(3.0)
 
 
 # ---------------------------------------------------------------------------------------------
 # reference implementations: plain loops over videos / blocks / classes / pairs, written from
-# METHOD.md independently of the vectorized code
+# docs/method.md independently of the vectorized code
 
 
 def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def reference_video_scores(cas, lengths, block_size, k):
+def reference_video_probs(cas, lengths, block_size, k):
     cas = np.asarray(cas, dtype=np.float64)
     out = np.zeros((cas.shape[0], cas.shape[2]))
     for b, n in enumerate(lengths):
@@ -103,11 +94,43 @@ def random_batch(seed, batch=4, max_len=9, dim=3, classes=3, dtype=torch.float64
 
 
 # ---------------------------------------------------------------------------------------------
-# block_index
+# the blocks of Eq. 2-4, read back from video_probs
 
 
-def test_block_index_remainder_and_short_rules():
-    ids = block_index(torch.tensor([150, 119, 180, 179, 4]), max_len=180, block_size=60)
+def blocks_seen_by_video_probs(lengths, max_len, block_size):
+    """Block id of every segment, (B, T) long, -1 on padding, as :func:`video_probs` forms the blocks.
+
+    Read back from P(c|V) alone, with probe classes and k = 1: class i holds a = logit(1/1000)
+    on segments [0, i] and -60 elsewhere (sigmoid(-60) ~ 1e-26 is negligible), so
+    P(c|V) = 1 - (1 - 1/1000)^m, m = the number of blocks that [0, i] touches; class T + i
+    does the same for [i, T). Padding holds 100, which would make P = 1 if it counted.
+    Blocks are intervals exactly when prefix + suffix counts = n_B + 1 at every segment
+    (only the segment's own block lies on both sides of it); then the prefix count minus 1
+    is the block id, numbered in time order.
+    """
+    lengths = torch.as_tensor(lengths)
+    t = torch.arange(max_len)
+    members = torch.cat([t[:, None] <= t[None, :], t[:, None] >= t[None, :]], dim=1)  # (T, 2T): prefixes, suffixes
+    a = math.log(1 / 999)  # sigmoid(a) = 1 / 1000
+    cas = torch.full(members.shape, -60.0, dtype=torch.float64).masked_fill(members, a)  # (T, 2T)
+    cas = cas.expand(len(lengths), -1, -1).clone()  # (B, T, 2T)
+    padding = t[None, :] >= lengths[:, None]  # (B, T)
+    cas[padding] = 100.0
+    probs = video_probs(cas, lengths, block_size=block_size, k=1)  # (B, 2T)
+    counts = torch.log1p(-probs) / math.log1p(-1 / 1000)  # m of every probe
+    assert torch.allclose(counts, counts.round(), rtol=0, atol=1e-6)
+    prefix, suffix = counts.round().long().split(max_len, dim=1)  # (B, T) each
+    ids = torch.full((len(lengths), max_len), -1, dtype=torch.long)
+    for b, n in enumerate(lengths.tolist()):
+        num_blocks = prefix[b, n - 1]
+        assert (prefix[b, :n] + suffix[b, :n] == num_blocks + 1).all()  # every block is an interval
+        assert (prefix[b, n:] == num_blocks).all() and (suffix[b, n:] == 0).all()  # padding is in no block
+        ids[b, :n] = prefix[b, :n] - 1
+    return ids
+
+
+def test_blocks_remainder_and_short_rules():
+    ids = blocks_seen_by_video_probs(torch.tensor([150, 119, 180, 179, 4]), max_len=180, block_size=60)
     # n=150: n_B = 150 // 60 = 2 -> [0, 60) is block 0, the rest [60, 150) (90 segments) is block 1
     expected_150 = [0] * 60 + [1] * 90 + [-1] * 30
     # n=119 < 2*60: n_B = max(1, 1) = 1 -> one block of 119
@@ -122,8 +145,8 @@ def test_block_index_remainder_and_short_rules():
     assert ids.tolist() == [expected_150, expected_119, expected_180, expected_179, expected_4]
 
 
-def test_block_index_without_blocks():
-    ids = block_index(torch.tensor([3, 5]), max_len=5, block_size=None)
+def test_blocks_without_block_processing():
+    ids = blocks_seen_by_video_probs(torch.tensor([3, 5]), max_len=5, block_size=None)
     assert ids.tolist() == [[0, 0, 0, -1, -1], [0, 0, 0, 0, 0]]
 
 
@@ -133,9 +156,9 @@ def test_block_index_without_blocks():
     block_size=st.integers(1, 70),
     extra=st.integers(0, 10),
 )
-def test_block_index_properties(lengths, block_size, extra):
+def test_blocks_properties(lengths, block_size, extra):
     max_len = max(lengths) + extra
-    ids = block_index(torch.tensor(lengths), max_len=max_len, block_size=block_size).numpy()
+    ids = blocks_seen_by_video_probs(torch.tensor(lengths), max_len=max_len, block_size=block_size).numpy()
     for row, n in zip(ids, lengths):
         assert (row[n:] == -1).all()
         valid = row[:n]
@@ -150,49 +173,49 @@ def test_block_index_properties(lengths, block_size, extra):
 
 
 # ---------------------------------------------------------------------------------------------
-# video_scores (Eq. 2-4)
+# video_probs (Eq. 2-4)
 
 
-def test_video_scores_remainder_block():
+def test_video_probs_remainder_block():
     # n = 150, l_w = 60, k = 10: blocks [0, 60) and [60, 150). cas = 0 except segments 140..149 = ln 3.
     # block 0: top-10 mean 0 -> P = 1/2; block 1: top-10 are the ten ln 3 -> P = sigmoid(ln 3) = 3/4.
     # P(V) = 1 - (1 - 1/2)(1 - 3/4) = 1 - 1/8 = 0.875
     # (three blocks of 60/60/30 would give 1 - 1/2*1/2*1/4 = 0.9375; dropping the rest 1 - 1/4 = 0.75)
     cas = torch.zeros(1, 150, 1)
     cas[0, 140:150, 0] = LN3
-    probs = video_scores(cas, torch.tensor([150]), block_size=60, k=10)
+    probs = video_probs(cas, torch.tensor([150]), block_size=60, k=10)
     torch.testing.assert_close(probs, torch.tensor([[0.875]]))
 
 
-def test_video_scores_short_video_is_one_block():
+def test_video_probs_short_video_is_one_block():
     # n = 119 < 2 l_w: one block; ten segments at ln 3 are its top 10 -> P = 3/4
     # (two blocks [0, 60) and [60, 119) would give 1 - (1/4)(1/2) = 0.875)
     cas = torch.zeros(1, 119, 1)
     cas[0, :10, 0] = LN3
-    torch.testing.assert_close(video_scores(cas, torch.tensor([119])), torch.tensor([[0.75]]))
+    torch.testing.assert_close(video_probs(cas, torch.tensor([119])), torch.tensor([[0.75]]))
 
 
-def test_video_scores_k_larger_than_block():
+def test_video_probs_k_larger_than_block():
     # n = 4 < k = 10: mean of all 4 values = ((ln3 + 1) + (ln3 - 1) + ln3 + ln3) / 4 = ln 3 -> P = 3/4
     # (dividing by k = 10 would give sigmoid(0.4 ln 3) = 0.6097)
     cas = torch.tensor([[[LN3 + 1], [LN3 - 1], [LN3], [LN3]]])
-    torch.testing.assert_close(video_scores(cas, torch.tensor([4]), block_size=60, k=10), torch.tensor([[0.75]]))
+    torch.testing.assert_close(video_probs(cas, torch.tensor([4]), block_size=60, k=10), torch.tensor([[0.75]]))
 
 
-def test_video_scores_without_blocks():
+def test_video_probs_without_blocks():
     # same input as the remainder test, one block over all 150: top-10 mean = ln 3 -> 3/4
     cas = torch.zeros(1, 150, 1)
     cas[0, 140:150, 0] = LN3
-    torch.testing.assert_close(video_scores(cas, torch.tensor([150]), block_size=None), torch.tensor([[0.75]]))
+    torch.testing.assert_close(video_probs(cas, torch.tensor([150]), block_size=None), torch.tensor([[0.75]]))
     # block_size=None still takes the top k: with k = 20 the mean is (10 ln 3 + 10 * 0) / 20 -> sigmoid(ln(3)/2)
     # = sqrt(3) / (sqrt(3) + 1) = 0.63397...
     expected = math.sqrt(3) / (math.sqrt(3) + 1)
     torch.testing.assert_close(
-        video_scores(cas, torch.tensor([150]), block_size=None, k=20), torch.tensor([[expected]])
+        video_probs(cas, torch.tensor([150]), block_size=None, k=20), torch.tensor([[expected]])
     )
 
 
-def test_video_scores_padded_batch_and_classes():
+def test_video_probs_padded_batch_and_classes():
     # Two videos in one padded batch (T = 150), two classes.
     # video 0 (n = 150): class 0 as in the remainder test -> 0.875; class 1 = ln 3 everywhere: two blocks
     #   at 3/4 each -> 1 - (1/4)^2 = 0.9375.
@@ -202,15 +225,15 @@ def test_video_scores_padded_batch_and_classes():
     cas[0, :, 1] = LN3
     cas[1, :3, 1] = LN3
     cas[1, 3:, :] = 100.0
-    probs = video_scores(cas, torch.tensor([150, 3]))
+    probs = video_probs(cas, torch.tensor([150, 3]))
     torch.testing.assert_close(probs, torch.tensor([[0.875, 0.9375], [0.5, 0.75]]))
 
 
-def test_video_scores_saturates_without_nan():
+def test_video_probs_saturates_without_nan():
     cas = torch.full((1, 200, 1), 50.0)
     cas[0, :, 0] = -50.0
-    low = video_scores(cas, None, block_size=60, k=10)
-    high = video_scores(-cas, None, block_size=60, k=10)
+    low = video_probs(cas, None, block_size=60, k=10)
+    high = video_probs(-cas, None, block_size=60, k=10)
     assert torch.isfinite(low).all() and torch.isfinite(high).all()
     assert 0 <= low.item() < 1e-20 and high.item() == 1.0
 
@@ -221,10 +244,10 @@ def test_video_scores_saturates_without_nan():
     block_size=st.one_of(st.none(), st.integers(1, 8)),
     k=st.integers(1, 6),
 )
-def test_video_scores_matches_loop_reference(seed, block_size, k):
+def test_video_probs_matches_loop_reference(seed, block_size, k):
     _, cas, _, lengths, _, _ = random_batch(seed, batch=3, max_len=25, classes=2)
-    got = video_scores(cas, lengths, block_size=block_size, k=k).numpy()
-    want = reference_video_scores(cas.numpy(), lengths.tolist(), block_size, k)
+    got = video_probs(cas, lengths, block_size=block_size, k=k).numpy()
+    want = reference_video_probs(cas.numpy(), lengths.tolist(), block_size, k)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
@@ -469,11 +492,11 @@ def test_metric_loss_class_distance_trains_classifier_weight():
 # gradients
 
 
-def test_gradcheck_video_scores():
+def test_gradcheck_video_probs():
     _, cas, _, lengths, _, _ = random_batch(1, batch=3, max_len=8, classes=2)
     cas.requires_grad_(True)
     for block_size, k in ((3, 2), (None, 3), (60, 10)):
-        assert torch.autograd.gradcheck(lambda x: video_scores(x, lengths, block_size=block_size, k=k), (cas,))
+        assert torch.autograd.gradcheck(lambda x: video_probs(x, lengths, block_size=block_size, k=k), (cas,))
 
 
 def test_gradcheck_balanced_bce():
@@ -509,11 +532,11 @@ def test_gradcheck_metric_loss(distance, kind):
 
 
 def all_losses(features, cas, labels, lengths, weight, factors):
-    probs = video_scores(cas, lengths)
+    probs = video_probs(cas, lengths)
     out = {
-        "video_scores": probs,
-        "video_scores_small_blocks": video_scores(cas, lengths, block_size=2, k=3),
-        "video_scores_no_blocks": video_scores(cas, lengths, block_size=None),
+        "video_probs": probs,
+        "video_probs_small_blocks": video_probs(cas, lengths, block_size=2, k=3),
+        "video_probs_no_blocks": video_probs(cas, lengths, block_size=None),
         "bbce": balanced_bce(probs, labels),
         "bce": bce(probs, labels),
         "softmax_mil": softmax_mil(cas, lengths, labels),
@@ -601,26 +624,38 @@ def test_invalid_arguments_raise_value_error():
     with pytest.raises(ValueError, match="0 and 1"):
         balanced_bce(torch.full((2, 2), 0.5), torch.tensor([[0.5, 1.0], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="lengths"):
-        video_scores(cas, torch.tensor([5, 6]))  # longer than the time axis
+        video_probs(cas, torch.tensor([5, 6]))  # longer than the time axis
     with pytest.raises(ValueError, match="lengths"):
-        video_scores(cas, torch.tensor([0, 5]))
+        video_probs(cas, torch.tensor([0, 5]))
     with pytest.raises(ValueError, match="lengths"):
-        video_scores(cas, torch.tensor([5.0, 5.0]))
+        video_probs(cas, torch.tensor([5.0, 5.0]))
     with pytest.raises(ValueError, match="lengths"):
         softmax_mil(cas, torch.tensor([5, 5, 5]), labels)
     with pytest.raises(ValueError, match="cas"):
-        video_scores(cas[0], torch.tensor([5]))
+        video_probs(cas[0], torch.tensor([5]))
     with pytest.raises(ValueError, match="block_size"):
-        video_scores(cas, lengths, block_size=0)
+        video_probs(cas, lengths, block_size=0)
     with pytest.raises(ValueError, match="k must"):
-        video_scores(cas, lengths, k=0)
+        video_probs(cas, lengths, k=0)
     with pytest.raises(ValueError, match="block_size"):
-        block_index(lengths, max_len=5, block_size=-3)
+        video_probs(cas, lengths, block_size=-3)
     with pytest.raises(ValueError, match="video_probs"):
         bce(torch.full((2, 2, 1), 0.5), labels)
 
 
 def test_public_constants():
+    # the choices the losses accept are defined once, in wtal_kit.config
     assert CLASSIFICATION_LOSSES == ("bbce", "bce", "softmax_mil")
-    assert METRIC_KINDS == ("triplet", "contrastive", "none")
+    assert METRIC_LOSSES == ("triplet", "contrastive", "none")
     assert DISTANCES == ("class", "cosine", "euclidean", "custom")
+
+
+def test_defaults_are_the_configs():
+    import inspect
+
+    from wtal_kit.config import Config
+
+    video_defaults = inspect.signature(video_probs).parameters
+    assert video_defaults["block_size"].default == Config.block_size == 60  # l_w (paper 4.2)
+    assert video_defaults["k"].default == Config.k == 10
+    assert inspect.signature(metric_loss).parameters["margin"].default == Config.margin == 3.0  # alpha

@@ -1,4 +1,4 @@
-"""Tests of wtal_kit.model: shapes, clipping (Eq. 1), dropout, gradients, and a full-size batch."""
+"""Tests of wtal_kit.model: shapes, clipping (Eq. 1), dropout, gradients, seeding, and a full-size batch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wtal_kit.losses import balanced_bce, metric_loss, video_scores
+import wtal_kit._relu_dropout as relu_dropout_module
+from wtal_kit._relu_dropout import relu_dropout, relu_dropout_
+from wtal_kit.config import Config
+from wtal_kit.losses import balanced_bce, metric_loss, video_probs
 from wtal_kit.model import WtalModel, clip_activations
 
 
@@ -139,7 +142,7 @@ def test_full_size_batch_runs():
     labels[torch.arange(20), torch.arange(20).repeat_interleave(4)[:20] % 20] = 1  # 5 classes x 4 videos
     labels[torch.arange(0, 20, 3), 7] = 1  # some videos carry two labels
     u, cas, _ = model(x)
-    probs = video_scores(cas, lengths)
+    probs = video_probs(cas, lengths)
     loss = balanced_bce(probs, labels) + metric_loss(u, cas, labels, lengths, model.classifier_weight)
     loss.backward()
     assert torch.isfinite(loss)
@@ -147,7 +150,7 @@ def test_full_size_batch_runs():
 
 
 # ---------------------------------------------------------------------------------------------
-# the fused CPU ReLU + dropout of training mode (wtal_kit.model._ReluDropout)
+# the fused CPU ReLU + dropout of training mode (wtal_kit._relu_dropout)
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 7])
@@ -155,10 +158,8 @@ def test_train_mode_dropout_rate_and_scale_on_many_elements(chunk_rows, monkeypa
     # 200 000 positive pre-activations: each is dropped with probability 0.7, so the dropped
     # fraction has standard deviation sqrt(0.7 * 0.3 / 200000) = 0.001; 0.7 +- 0.005 is 5 sigma.
     # chunk_rows=7: the mask is drawn 7 rows (of d = 100) at a time, 286 chunks.
-    import wtal_kit.model as model_module
-
     if chunk_rows is not None:
-        monkeypatch.setattr(model_module, "MASK_CHUNK_BYTES", 4 * 100 * chunk_rows)
+        monkeypatch.setattr(relu_dropout_module, "MASK_CHUNK_BYTES", 4 * 100 * chunk_rows)
     torch.manual_seed(0)
     model = WtalModel(feature_dim=100, num_classes=2)
     with torch.no_grad():
@@ -202,9 +203,7 @@ def test_train_mode_same_seed_same_mask_and_mask_varies():
 def test_train_mode_gradient_matches_explicit_mask(monkeypatch):
     # The fused op's gradient must equal that of ReLU(h) * m / (1 - p) with the mask m it drew
     # (read back from the output: m = 1 where u > 0). Tiny chunks force several mask chunks.
-    import wtal_kit.model as model_module
-
-    monkeypatch.setattr(model_module, "MASK_CHUNK_BYTES", 4 * 6 * 7)  # 7 rows of d = 6 per chunk
+    monkeypatch.setattr(relu_dropout_module, "MASK_CHUNK_BYTES", 4 * 6 * 7)  # 7 rows of d = 6 per chunk
     torch.manual_seed(1)
     model = WtalModel(feature_dim=6, num_classes=3, dropout=0.6).train()
     x = torch.randn(3, 10, 6)  # 30 rows: chunks of 7, 7, 7, 7, 2
@@ -222,3 +221,131 @@ def test_train_mode_gradient_matches_explicit_mask(monkeypatch):
     (u_ref.square().sum() + cas_ref.sum()).backward()
     for fused, parameter in zip(fused_grads, model.parameters()):
         torch.testing.assert_close(fused, parameter.grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# an explicit torch.Generator: the same numbers as the global seed, and the global RNG untouched
+
+
+def global_seed_model(seed, **kwargs):
+    torch.manual_seed(seed)
+    return WtalModel(**kwargs)
+
+
+@pytest.mark.parametrize("sizes", [dict(feature_dim=6, num_classes=3), dict(feature_dim=100, num_classes=7)])
+def test_generator_initialisation_equals_global_seed(sizes):
+    expected = global_seed_model(11, **sizes)
+    torch.manual_seed(12345)
+    state = torch.get_rng_state()
+    model = WtalModel(**sizes, generator=torch.Generator().manual_seed(11))
+    assert torch.equal(torch.get_rng_state(), state)  # no draw from the global RNG
+    for (name, got), want in zip(model.named_parameters(), expected.parameters()):
+        assert torch.equal(got, want), name  # bit-identical
+
+
+def test_initialisation_replays_linear_default_draws():
+    # Earlier versions let nn.Linear draw its default (Kaiming-uniform weight, uniform bias) for both
+    # layers before Xavier re-initialised the weights: the generator path must consume the same draws.
+    torch.manual_seed(3)
+    embedding, classifier = torch.nn.Linear(8, 8), torch.nn.Linear(8, 4)
+    for layer in (embedding, classifier):
+        torch.nn.init.xavier_uniform_(layer.weight)
+    model = WtalModel(feature_dim=8, num_classes=4, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(model.embedding[0].weight, embedding.weight)
+    assert torch.equal(model.classifier.weight, classifier.weight)
+    assert torch.count_nonzero(model.embedding[0].bias) == 0 and torch.count_nonzero(model.classifier.bias) == 0
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 7])
+def test_generator_dropout_equals_global_seed(chunk_rows, monkeypatch):
+    if chunk_rows is not None:
+        monkeypatch.setattr(relu_dropout_module, "MASK_CHUNK_BYTES", 4 * 16 * chunk_rows)
+    model = WtalModel(feature_dim=16, num_classes=3, generator=torch.Generator().manual_seed(0)).train()
+    x = torch.randn(2, 30, 16, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(5)
+    expected = model(x)
+    torch.manual_seed(777)
+    state = torch.get_rng_state()
+    generator = torch.Generator().manual_seed(5)
+    got = model(x, generator=generator)
+    assert torch.equal(torch.get_rng_state(), state)  # the mask came from the generator only
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)  # bit-identical to the global seed
+    again = model(x, generator=generator)
+    assert not torch.equal(again[0], got[0])  # the generator advances: a fresh mask every call
+    # eval mode draws nothing, whatever is passed
+    model.eval()
+    state = generator.get_state()
+    assert torch.equal(model(x, generator=generator)[0], model(x)[0])
+    assert torch.equal(generator.get_state(), state)
+
+
+def test_generator_training_step_leaves_global_rng_untouched():
+    # a whole training step (construction, forward, losses, backward) with explicit generators
+    torch.manual_seed(42)
+    state = torch.get_rng_state()
+    model = WtalModel(feature_dim=12, num_classes=3, generator=torch.Generator().manual_seed(0)).train()
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 20, 12, generator=generator)
+    labels = torch.tensor([[1, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 0]])
+    lengths = torch.tensor([20, 15, 9, 20])
+    u, cas, _ = model(x, generator=generator)
+    loss = balanced_bce(video_probs(cas, lengths), labels) + metric_loss(u, cas, labels, lengths, model.classifier_weight)
+    loss.backward()
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_generator_on_cuda():
+    # CUDA: the mask comes from a CUDA generator (out-of-place relu_dropout); a CPU generator is refused
+    model = WtalModel(feature_dim=64, num_classes=3, generator=torch.Generator().manual_seed(0)).cuda().train()
+    x = torch.rand(2, 50, 64, device="cuda") + 1
+    state = torch.cuda.get_rng_state()
+    u1, _, _ = model(x, generator=torch.Generator(device="cuda").manual_seed(4))
+    u2, _, _ = model(x, generator=torch.Generator(device="cuda").manual_seed(4))
+    assert torch.equal(torch.cuda.get_rng_state(), state)
+    assert torch.equal(u1, u2)
+    assert 0.6 < (u1 == 0).double().mean().item() < 0.8
+    with pytest.raises(ValueError, match="generator"):
+        model(x, generator=torch.Generator().manual_seed(4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_generator_refused_for_cpu_features():
+    model = WtalModel(feature_dim=6, num_classes=2).train()
+    with pytest.raises(ValueError, match="generator"):
+        model(torch.randn(1, 3, 6), generator=torch.Generator(device="cuda"))
+
+
+@pytest.mark.parametrize("p", [0.7, 0.5, 0.1])
+def test_out_of_place_relu_dropout_equals_fused(p, monkeypatch):
+    # relu_dropout (the path for CUDA with a generator) and the fused CPU relu_dropout_ draw the same
+    # bits from the same generator, so they agree exactly, whatever the chunking; gradients too.
+    monkeypatch.setattr(relu_dropout_module, "MASK_CHUNK_BYTES", 4 * 10 * 3)  # 3 rows of d = 10 per chunk
+    h = torch.randn(25, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    h_fused = h.clone().requires_grad_(True)
+    h_plain = h.clone().requires_grad_(True)
+    u_fused = relu_dropout_(h_fused * 1.0, p, torch.Generator().manual_seed(9))  # * 1.0: a fresh non-leaf tensor
+    u_plain = relu_dropout(h_plain, p, torch.Generator().manual_seed(9))
+    assert torch.equal(u_fused, u_plain)
+    weight = torch.randn(25, 10, dtype=torch.float64)
+    (u_fused * weight).sum().backward()
+    (u_plain * weight).sum().backward()
+    assert torch.equal(h_fused.grad, h_plain.grad)
+    assert torch.count_nonzero(u_plain[h <= 0]) == 0  # ReLU first
+    kept = u_plain != 0
+    torch.testing.assert_close(u_plain[kept], h[kept] / (1 - p))
+
+
+def test_out_of_place_relu_dropout_rate():
+    # 200 000 positive elements, p = 0.7: the dropped fraction is 0.7 +- 0.005 (5 sigma)
+    generator = torch.Generator().manual_seed(0)
+    u = relu_dropout(torch.full((2000, 100), 2.0), 0.7, generator)
+    assert abs((u == 0).double().mean().item() - 0.7) < 0.005
+    torch.testing.assert_close(u[u != 0], torch.full_like(u[u != 0], 2.0 / 0.3))
+
+
+def test_model_defaults_are_the_configs():
+    model = WtalModel()
+    assert model.feature_dim == Config.feature_dim == 2048
+    assert model.embedding[2].p == Config.dropout and model.kappa == Config.kappa == 4.0

@@ -1,11 +1,17 @@
 """Losses of Islam & Radke (WACV 2020): block-based video scores, classification losses, metric loss.
 
-Every function is pure and vectorized over the batch (no Python loop over videos,
-blocks or classes). Batches are padded: activations ``cas`` (B, T, C) and features
-(B, T, d) come with ``lengths`` (B,), an integer tensor; positions ``t >= lengths[b]``
-are padding and never influence a result (nor receive a gradient), whatever they hold.
+In the paper's order (equation numbers are the paper's; docs/method.md restates them):
 
-Equation numbers are those of the paper; METHOD.md restates them.
+- :func:`video_probs`: the video-level probability P(c|V) from blocks (Eq. 2-4);
+- :func:`balanced_bce` (Eq. 5-6), and the alternatives of Fig. 2, :func:`bce` and :func:`softmax_mil`;
+- :func:`metric_loss`: attention-pooled features compared with the class distance D_c (Sec. 3.4,
+  Eq. 7-11), as a triplet or contrastive loss.
+
+Every function is pure and vectorized over the batch (no Python loop over videos, blocks
+or classes). Batches are padded: activations ``cas`` (B, T, C) and features (B, T, d)
+come with ``lengths`` (B,), an integer tensor; positions ``t >= lengths[b]`` are padding
+and never influence a result (nor receive a gradient), whatever they hold. Defaults are
+the paper's (:class:`wtal_kit.config.Config`).
 """
 
 from __future__ import annotations
@@ -16,111 +22,59 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-CLASSIFICATION_LOSSES = ("bbce", "bce", "softmax_mil")  # Eq. 5-6, plain BCE, W-TALC MIL (Fig. 2)
-METRIC_KINDS = ("triplet", "contrastive", "none")  # Eq. 9 / Eq. 7-8 applied to d+ and d-, or no metric loss
-DISTANCES = ("class", "cosine", "euclidean", "custom")  # Eq. 10-11 and the alternatives of Fig. 3
+from wtal_kit.config import DISTANCES, METRIC_LOSSES, Config
 
-DEFAULT_BLOCK_SIZE = 60  # l_w (paper 4.2)
-DEFAULT_TOP_K = 10  # k (paper 4.2)
-DEFAULT_MARGIN = 3.0  # alpha (paper 4.2)
 PROB_EPS = 1e-6  # the classification losses clamp probabilities to [eps, 1 - eps] before the log
 
 
 # ---------------------------------------------------------------------------------------------
-# input checks
+# video-level probability (Eq. 2-4; docs/method.md, "Video-level score")
 
 
-def _check_choice(value, choices, name):
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {choices}")
+def video_probs(
+    cas: Tensor,
+    lengths: Tensor | None,
+    block_size: int | None = Config.block_size,
+    k: int = Config.k,
+) -> Tensor:
+    """Video-level class probabilities P(c|V), (B, C), from blocks of segments (Eq. 2-4).
 
+    Blocks B_1..B_nB: a video of n segments has n_B = max(1, n // l_w) blocks of consecutive
+    segments; the first n_B - 1 hold l_w segments, the last holds the rest (between l_w and
+    2 l_w - 1; all n when n < 2 l_w). Example: n = 150, l_w = 60 -> [0, 60) and [60, 150).
+    ``block_size=None``: one block per video (no block processing, Table 4).
 
-def _check_activations(cas, name="cas") -> Tensor:
-    if not torch.is_tensor(cas) or cas.dim() != 3:
-        shape = tuple(cas.shape) if torch.is_tensor(cas) else type(cas).__name__
-        raise ValueError(f"{name} must be a (batch, time, classes) tensor, got {shape}")
-    if not cas.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got {cas.dtype}")
-    if cas.shape[0] < 1 or cas.shape[1] < 1 or cas.shape[2] < 1:
-        raise ValueError(f"{name} must have at least one video, segment and class, got {tuple(cas.shape)}")
-    return cas
+    P(c|B_i) = sigmoid(mean of the k_i largest s^c in B_i), k_i = min(k, |B_i|)   (Eq. 4)
+    P(c|V)   = 1 - prod_i (1 - P(c|B_i))                                         (Eq. 2-3, noisy-OR)
 
-
-def _check_lengths(lengths, batch_size: int, max_len: int, device) -> Tensor:
-    """Valid lengths (B,) as int64 on ``device``; ``None`` means every video fills all ``max_len`` segments."""
-    if lengths is None:
-        return torch.full((batch_size,), max_len, dtype=torch.long, device=device)
-    if not torch.is_tensor(lengths) or lengths.dim() != 1:
-        shape = tuple(lengths.shape) if torch.is_tensor(lengths) else type(lengths).__name__
-        raise ValueError(f"lengths must be a 1-D integer tensor, got {shape}")
-    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
-        raise ValueError(f"lengths must be an integer tensor, got {lengths.dtype}")
-    if lengths.shape[0] != batch_size:
-        raise ValueError(f"lengths has {lengths.shape[0]} entries for a batch of {batch_size} videos")
-    lengths = lengths.to(device=device, dtype=torch.long)
-    if bool(((lengths < 1) | (lengths > max_len)).any()):
-        raise ValueError(
-            f"every entry of lengths must lie in [1, {max_len}] (the padded time axis), got {lengths.tolist()}"
-        )
-    return lengths
-
-
-def _check_labels(labels, batch_size: int, num_classes: int, like: Tensor) -> Tensor:
-    """0/1 labels (B, C) as a tensor of ``like``'s dtype and device."""
-    if not torch.is_tensor(labels) or tuple(labels.shape) != (batch_size, num_classes):
-        shape = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
-        raise ValueError(f"labels must have shape ({batch_size}, {num_classes}), got {shape}")
-    labels = labels.to(device=like.device, dtype=like.dtype)
-    if bool(((labels != 0) & (labels != 1)).any()):
-        raise ValueError("labels must hold only 0 and 1")
-    return labels
-
-
-def _check_block_size(block_size):
-    if block_size is not None and (isinstance(block_size, bool) or int(block_size) != block_size or block_size < 1):
-        raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
-    return None if block_size is None else int(block_size)
-
-
-def _valid_mask(lengths: Tensor, max_len: int) -> Tensor:
-    """(B, T) bool: True on the valid segments of each video."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
-
-
-# ---------------------------------------------------------------------------------------------
-# block processing and video-level probability (Eq. 2-4)
-
-
-def block_index(lengths: Tensor, max_len: int, block_size: int | None = DEFAULT_BLOCK_SIZE) -> Tensor:
-    """Block id of every segment, (B, T) long, -1 on padding (section 3.3).
-
-    A video of n segments has n_B = max(1, n // l_w) blocks of consecutive segments:
-    the first n_B - 1 blocks hold l_w segments, the last holds the rest (between l_w
-    and 2 l_w - 1 segments; all n when n < 2 l_w). ``block_size=None``: one block.
-    Example: n = 150, l_w = 60 -> blocks [0, 60) and [60, 150).
+    For stability the product is a sum of log(1 - P(c|B_i)) = logsigmoid(-m_i) and
+    P(c|V) = -expm1(sum); the result may be exactly 0 or 1 in floating point (the losses
+    clamp it). ``lengths=None`` means no padding.
     """
-    max_len = int(max_len)
-    if max_len < 1:
-        raise ValueError(f"max_len must be a positive integer, got {max_len}")
-    block_size = _check_block_size(block_size)
-    if not torch.is_tensor(lengths):
-        raise ValueError(f"lengths must be a 1-D integer tensor, got {type(lengths).__name__}")
-    lengths = _check_lengths(lengths, lengths.shape[0] if lengths.dim() == 1 else -1, max_len, lengths.device)
-    segment = torch.arange(max_len, device=lengths.device)[None, :]  # (1, T)
-    if block_size is None:
-        block = torch.zeros_like(segment).expand(len(lengths), -1)  # (B, T)
-    else:
-        num_blocks = (lengths // block_size).clamp(min=1)  # (B,) n_B
-        block = torch.minimum(segment // block_size, num_blocks[:, None] - 1)  # (B, T)
-    return torch.where(segment < lengths[:, None], block, torch.full_like(block, -1))
+    batch_size, max_len, lengths, block_size, k = _check_video_probs_inputs(cas, lengths, block_size, k)
+    segment, in_block, block_len = _blocks(lengths, max_len, block_size)  # (1, NB, L), (B, NB, L), (B, NB)
+    batch = torch.arange(batch_size, device=cas.device)[:, None, None]  # (B, 1, 1)
+    s = cas[batch, segment].masked_fill(~in_block[..., None], -math.inf)  # (B, NB, L, C): s^c of each block
+
+    # Eq. 4: m_i = mean of the k_i largest s^c in B_i (empty slots hold -inf and are never taken)
+    k_i = block_len.clamp(max=k)  # (B, NB): min(k, |B_i|), 0 for blocks a short video lacks
+    top = s.topk(min(k, s.shape[2]), dim=2).values  # (B, NB, k', C), descending
+    taken = torch.arange(top.shape[2], device=cas.device)[:, None] < k_i[..., None, None]  # (B, NB, k', 1)
+    top_sum = torch.where(taken, top, torch.zeros_like(top)).sum(dim=2)  # (B, NB, C)
+    m = top_sum / k_i.clamp(min=1)[..., None].to(cas.dtype)  # (B, NB, C)
+
+    # Eq. 2-3: P(c|V) = 1 - prod_i (1 - sigmoid(m_i)), over the blocks the video has
+    log_not_block = F.logsigmoid(-m)  # (B, NB, C): log(1 - P(c|B_i))
+    log_not_block = torch.where(block_len[..., None] > 0, log_not_block, torch.zeros_like(log_not_block))
+    return -torch.expm1(log_not_block.sum(dim=1))  # (B, C)
 
 
-def _block_layout(lengths: Tensor, max_len: int, block_size: int | None):
-    """Segments of each block laid out on a grid, the form :func:`video_scores` works on.
+def _blocks(lengths: Tensor, max_len: int, block_size: int | None):
+    """The blocks of every video laid out on a grid of NB blocks x L slots (the rule of :func:`video_probs`).
 
-    Returns ``segment`` (1, NB, L) long: the time index of slot j of block b (clamped to
-    the time axis), ``in_block`` (B, NB, L) bool: slot j holds a segment of that block, and
-    ``block_len`` (B, NB) long: the block's size |B| (0 for blocks a short video lacks).
+    Returns ``segment`` (1, NB, L) long: the time index of slot j of block i (clamped to
+    the time axis), ``in_block`` (B, NB, L) bool: slot j holds a segment of block i, and
+    ``block_len`` (B, NB) long: |B_i| (0 for blocks a short video lacks).
     NB = max(1, T // l_w) and L = min(T, 2 l_w - 1) bound every video of the batch.
     """
     device = lengths.device
@@ -145,56 +99,8 @@ def _block_layout(lengths: Tensor, max_len: int, block_size: int | None):
     return segment.clamp(max=max_len - 1), in_block, block_len
 
 
-def video_scores(
-    cas: Tensor,
-    lengths: Tensor | None,
-    block_size: int | None = DEFAULT_BLOCK_SIZE,
-    k: int = DEFAULT_TOP_K,
-) -> Tensor:
-    """Video-level class probabilities P(c|V), (B, C), with block processing (Eq. 2-4).
-
-    P(c|B) = sigmoid(mean of the k_eff largest s^c in block B), k_eff = min(k, |B|)   (Eq. 2-3)
-    P(c|V) = 1 - prod_B (1 - P(c|B))                                                  (Eq. 4, noisy-OR)
-
-    Blocks follow :func:`block_index`; ``block_size=None`` uses one block per video
-    (no block processing, Table 4), still with k_eff = min(k, n). For stability the
-    product is a sum of log(1 - P(c|B)) = logsigmoid(-m) and P(c|V) = -expm1(sum);
-    the result may be exactly 0 or 1 in floating point (the losses clamp it).
-    ``lengths=None`` means no padding.
-    """
-    cas = _check_activations(cas)
-    batch_size, max_len, _ = cas.shape
-    lengths = _check_lengths(lengths, batch_size, max_len, cas.device)
-    block_size = _check_block_size(block_size)
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    k = int(k)
-
-    segment, in_block, block_len = _block_layout(lengths, max_len, block_size)
-    batch = torch.arange(batch_size, device=cas.device)[:, None, None]  # (B, 1, 1)
-    grid = cas[batch, segment]  # (B, NB, L, C): block slots, padding and empty slots included
-    grid = grid.masked_fill(~in_block[..., None], -math.inf)  # empty slots never win the top-k
-    top_count = min(k, grid.shape[2])
-    top = grid.topk(top_count, dim=2).values  # (B, NB, k', C), descending
-    k_eff = block_len.clamp(max=k)  # (B, NB): min(k, |B|), 0 for missing blocks
-    taken = torch.arange(top_count, device=cas.device)[:, None] < k_eff[..., None, None]  # (B, NB, k', 1)
-    top_sum = torch.where(taken, top, torch.zeros_like(top)).sum(dim=2)  # (B, NB, C)
-    block_logit = top_sum / k_eff.clamp(min=1)[..., None].to(cas.dtype)  # (B, NB, C): mean of top k_eff (Eq. 2)
-    log_not_block = F.logsigmoid(-block_logit)  # (B, NB, C): log(1 - P(c|B)) (Eq. 3)
-    log_not_block = torch.where(block_len[..., None] > 0, log_not_block, torch.zeros_like(log_not_block))
-    return -torch.expm1(log_not_block.sum(dim=1))  # (B, C): 1 - prod_B (1 - P(c|B)) (Eq. 4)
-
-
 # ---------------------------------------------------------------------------------------------
-# classification losses (Eq. 5-6 and the alternatives of Fig. 2)
-
-
-def _check_probs_and_labels(video_probs, labels):
-    if not torch.is_tensor(video_probs) or video_probs.dim() != 2 or not video_probs.is_floating_point():
-        shape = tuple(video_probs.shape) if torch.is_tensor(video_probs) else type(video_probs).__name__
-        raise ValueError(f"video_probs must be a floating-point (batch, classes) tensor, got {shape}")
-    labels = _check_labels(labels, video_probs.shape[0], video_probs.shape[1], video_probs)
-    return video_probs, labels
+# classification losses (Eq. 5-6 and the alternatives of Fig. 2; docs/method.md, "Balanced BCE")
 
 
 def balanced_bce(video_probs: Tensor, labels: Tensor) -> Tensor:
@@ -245,7 +151,86 @@ def softmax_mil(cas: Tensor, lengths: Tensor | None, labels: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# metric loss (section 3.4, Eq. 7-11)
+# metric loss (Sec. 3.4, Eq. 7-11; docs/method.md, "Metric loss")
+
+
+def metric_loss(
+    features: Tensor,
+    cas: Tensor,
+    labels: Tensor,
+    lengths: Tensor | None,
+    classifier_weight: Tensor | None,
+    margin: float = Config.margin,
+    kind: str = "triplet",
+    distance: str = "class",
+    custom_factors: Tensor | None = None,
+) -> Tensor:
+    """Metric-learning loss of Sec. 3.4, mean over the classes it applies to.
+
+    features: (B, T, d) embedded u; cas: (B, T, C) clipped activations; labels: (B, C) 0/1;
+    lengths: (B,) valid lengths (None: no padding); classifier_weight: W_f (C, d), needed
+    for ``distance="class"``; custom_factors: A (C, r, d), needed for ``distance="custom"``.
+    kind: one of ``wtal_kit.config.METRIC_LOSSES``; distance: one of ``wtal_kit.config.DISTANCES``.
+
+    For each class c that at least two videos V_1..V_m of the batch are labelled with:
+      pi^c_{k,i} = softmax over the valid segments i of s^c_{k,i}
+      z^c_k = sum_i pi^c_{k,i} u_{k,i};  z^notc_k = sum_i (1 - pi^c_{k,i}) / (n_k - 1) u_{k,i}
+      both scaled to unit L2 norm: z~c_k, z~notc_k
+      d+ = mean over ordered pairs j != j' of D^2(z~c_j, z~c_j')
+      d- = mean over ordered pairs j != j' of D^2(z~c_j, z~notc_j')
+      triplet: [d+ - d- + margin]_+ (Eq. 9);  contrastive: d+ + [margin - d-]_+ (Eq. 7-8)
+    and the loss is the mean over those classes (0 if there is none; the zero is still
+    part of the autograd graph). ``kind="none"`` returns that zero directly.
+
+    Distances, as the quantity averaged into d+ and d-:
+      "class":     D_c^2 = (w_c . (u - v))^2, w_c the c-th row of W_f (Eq. 10-11; W_f gets gradients)
+      "cosine":    1 - cos(u, v)
+      "euclidean": ||u - v||^2
+      "custom":    ||A_c (u - v)||^2, i.e. a learnable PSD M_c = A_c^T A_c
+    A video of one segment (n_k = 1) has no segment outside its attention: its z^notc is
+    the zero vector (sum of 1 - pi = 0; the 1 / (n_k - 1) factor is taken as 1, and a scale
+    factor does not matter after normalisation anyway) and stays zero after normalisation.
+    """
+    lengths, labels = _check_metric_inputs(
+        features, cas, labels, lengths, classifier_weight, margin, kind, distance, custom_factors
+    )
+    if kind == "none":
+        return features[:, :0].sum() + cas[:, :0].sum()  # an exact 0 that is part of the graph
+    batch_size, max_len, num_classes = cas.shape
+
+    # attention pooling: z^c_k and z^notc_k of every video k and class c
+    valid = _valid_mask(lengths, max_len)[..., None]  # (B, T, 1)
+    attention = cas.masked_fill(~valid, -math.inf).softmax(dim=1)  # (B, T, C): pi^c_{k,i}, exactly 0 on padding
+    # Pooling weights: the C attentions and a column of ones on the valid segments (sum_i u_i).
+    # torch.where (not a product) stops any gradient reaching padding through the weights.
+    weights = torch.where(valid, torch.cat([attention, torch.ones_like(cas[..., :1])], dim=2), 0)  # (B, T, C + 1)
+    pooled = _pool_valid(weights, features, valid)  # (B, C + 1, d)
+    z_class, u_sum = pooled[:, :num_classes], pooled[:, num_classes:]  # (B, C, d): z^c; (B, 1, d): sum_i u_i
+    # sum_i (1 - pi_i) u_i = sum_i u_i - z^c
+    z_not_class = (u_sum - z_class) / (lengths - 1).clamp(min=1).to(cas.dtype)[:, None, None]
+    z_not_class = z_not_class.masked_fill((lengths == 1)[:, None, None], 0)  # n_k = 1: exactly zero, no rounding
+    z_class = F.normalize(z_class, dim=-1)  # (B, C, d): z~c, unit L2 norm
+    z_not_class = F.normalize(z_not_class, dim=-1)  # (B, C, d): z~notc (zero when n_k = 1)
+
+    # D_c^2 between every ordered pair of videos (Eq. 10-11, or an alternative of Fig. 3)
+    positive, negative = _pairwise_squared_distances(
+        z_class, z_not_class, distance, classifier_weight, custom_factors
+    )  # (B, B, C) each
+
+    # d^{+,c}, d^{-,c}: means over the ordered pairs j != j' of videos both labelled c
+    other = 1 - torch.eye(batch_size, dtype=cas.dtype, device=cas.device)  # (B, B): j != j'
+    pair_weight = labels[:, None, :] * labels[None, :, :] * other[..., None]  # (B, B, C): both labelled c
+    num_pairs = pair_weight.sum(dim=(0, 1))  # (C,): m (m - 1)
+    applies = num_pairs > 0  # (C,): at least two videos labelled c
+    d_positive = (pair_weight * positive).sum(dim=(0, 1)) / num_pairs.clamp(min=1)  # (C,): d^{+,c}
+    d_negative = (pair_weight * negative).sum(dim=(0, 1)) / num_pairs.clamp(min=1)  # (C,): d^{-,c}
+
+    if kind == "triplet":
+        per_class = F.relu(d_positive - d_negative + margin)  # (C,), Eq. 9
+    else:
+        per_class = d_positive + F.relu(margin - d_negative)  # (C,), Eq. 7-8
+    per_class = torch.where(applies, per_class, torch.zeros_like(per_class))
+    return per_class.sum() / applies.sum().clamp(min=1)  # mean over the classes that apply
 
 
 def _pairwise_squared_distances(
@@ -298,43 +283,84 @@ def _pool_valid(weights: Tensor, features: Tensor, valid: Tensor) -> Tensor:
     return torch.bmm(weights.transpose(1, 2), features.masked_fill(~valid, 0))  # (B, J, d)
 
 
-def metric_loss(
-    features: Tensor,
-    cas: Tensor,
-    labels: Tensor,
-    lengths: Tensor | None,
-    classifier_weight: Tensor | None,
-    margin: float = DEFAULT_MARGIN,
-    kind: str = "triplet",
-    distance: str = "class",
-    custom_factors: Tensor | None = None,
-) -> Tensor:
-    """Metric-learning loss of section 3.4, mean over the classes it applies to.
+def _valid_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """(B, T) bool: True on the valid segments of each video."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
-    features: (B, T, d) embedded u; cas: (B, T, C) clipped activations; labels: (B, C) 0/1;
-    lengths: (B,) valid lengths (None: no padding); classifier_weight: W_f (C, d), needed
-    for ``distance="class"``; custom_factors: A (C, r, d), needed for ``distance="custom"``.
 
-    For each class c that at least two videos V_1..V_m of the batch are labelled with:
-      pi^c_{k,i} = softmax over the valid segments i of s^c_{k,i}
-      z^c_k = sum_i pi^c_{k,i} u_{k,i};  z^notc_k = sum_i (1 - pi^c_{k,i}) / (n_k - 1) u_{k,i}
-      both scaled to unit L2 norm: z~c_k, z~notc_k
-      d+ = mean over ordered pairs j != j' of D^2(z~c_j, z~c_j')
-      d- = mean over ordered pairs j != j' of D^2(z~c_j, z~notc_j')
-      triplet: [d+ - d- + margin]_+ (Eq. 9);  contrastive: d+ + [margin - d-]_+ (Eq. 7-8)
-    and the loss is the mean over those classes (0 if there is none; the zero is still
-    part of the autograd graph). ``kind="none"`` returns that zero directly.
+# ---------------------------------------------------------------------------------------------
+# input checks
 
-    Distances, as the quantity averaged into d+ and d-:
-      "class":     D_c^2 = (w_c . (u - v))^2, w_c the c-th row of W_f (Eq. 10-11; W_f gets gradients)
-      "cosine":    1 - cos(u, v)
-      "euclidean": ||u - v||^2
-      "custom":    ||A_c (u - v)||^2, i.e. a learnable PSD M_c = A_c^T A_c
-    A video of one segment (n_k = 1) has no segment outside its attention: its z^notc is
-    the zero vector (sum of 1 - pi = 0; the 1 / (n_k - 1) factor is taken as 1, and a scale
-    factor does not matter after normalisation anyway) and stays zero after normalisation.
-    """
-    _check_choice(kind, METRIC_KINDS, "metric loss kind")
+
+def _check_choice(value, choices, name):
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {choices}")
+
+
+def _check_activations(cas, name="cas") -> Tensor:
+    if not torch.is_tensor(cas) or cas.dim() != 3:
+        shape = tuple(cas.shape) if torch.is_tensor(cas) else type(cas).__name__
+        raise ValueError(f"{name} must be a (batch, time, classes) tensor, got {shape}")
+    if not cas.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {cas.dtype}")
+    if cas.shape[0] < 1 or cas.shape[1] < 1 or cas.shape[2] < 1:
+        raise ValueError(f"{name} must have at least one video, segment and class, got {tuple(cas.shape)}")
+    return cas
+
+
+def _check_lengths(lengths, batch_size: int, max_len: int, device) -> Tensor:
+    """Valid lengths (B,) as int64 on ``device``; ``None`` means every video fills all ``max_len`` segments."""
+    if lengths is None:
+        return torch.full((batch_size,), max_len, dtype=torch.long, device=device)
+    if not torch.is_tensor(lengths) or lengths.dim() != 1:
+        shape = tuple(lengths.shape) if torch.is_tensor(lengths) else type(lengths).__name__
+        raise ValueError(f"lengths must be a 1-D integer tensor, got {shape}")
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths must be an integer tensor, got {lengths.dtype}")
+    if lengths.shape[0] != batch_size:
+        raise ValueError(f"lengths has {lengths.shape[0]} entries for a batch of {batch_size} videos")
+    lengths = lengths.to(device=device, dtype=torch.long)
+    if bool(((lengths < 1) | (lengths > max_len)).any()):
+        raise ValueError(
+            f"every entry of lengths must lie in [1, {max_len}] (the padded time axis), got {lengths.tolist()}"
+        )
+    return lengths
+
+
+def _check_labels(labels, batch_size: int, num_classes: int, like: Tensor) -> Tensor:
+    """0/1 labels (B, C) as a tensor of ``like``'s dtype and device."""
+    if not torch.is_tensor(labels) or tuple(labels.shape) != (batch_size, num_classes):
+        shape = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+        raise ValueError(f"labels must have shape ({batch_size}, {num_classes}), got {shape}")
+    labels = labels.to(device=like.device, dtype=like.dtype)
+    if bool(((labels != 0) & (labels != 1)).any()):
+        raise ValueError("labels must hold only 0 and 1")
+    return labels
+
+
+def _check_video_probs_inputs(cas, lengths, block_size, k):
+    """(B, T, lengths (B,) long, block_size as int or None, k as int) for :func:`video_probs`."""
+    cas = _check_activations(cas)
+    batch_size, max_len, _ = cas.shape
+    lengths = _check_lengths(lengths, batch_size, max_len, cas.device)
+    if block_size is not None and (isinstance(block_size, bool) or int(block_size) != block_size or block_size < 1):
+        raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return batch_size, max_len, lengths, None if block_size is None else int(block_size), int(k)
+
+
+def _check_probs_and_labels(video_probs, labels):
+    if not torch.is_tensor(video_probs) or video_probs.dim() != 2 or not video_probs.is_floating_point():
+        shape = tuple(video_probs.shape) if torch.is_tensor(video_probs) else type(video_probs).__name__
+        raise ValueError(f"video_probs must be a floating-point (batch, classes) tensor, got {shape}")
+    labels = _check_labels(labels, video_probs.shape[0], video_probs.shape[1], video_probs)
+    return video_probs, labels
+
+
+def _check_metric_inputs(features, cas, labels, lengths, classifier_weight, margin, kind, distance, custom_factors):
+    """(lengths (B,) long, labels (B, C) like cas) for :func:`metric_loss`, after checking every argument."""
+    _check_choice(kind, METRIC_LOSSES, "metric loss kind")
     _check_choice(distance, DISTANCES, "distance")
     cas = _check_activations(cas)
     batch_size, max_len, num_classes = cas.shape
@@ -365,35 +391,4 @@ def metric_loss(
             )
     elif custom_factors is not None:
         raise ValueError(f"custom_factors is only used with distance 'custom', not {distance!r}")
-
-    if kind == "none":
-        return features[:, :0].sum() + cas[:, :0].sum()  # an exact 0 that is part of the graph
-
-    valid = _valid_mask(lengths, max_len)[..., None]  # (B, T, 1)
-    attention = cas.masked_fill(~valid, -math.inf).softmax(dim=1)  # (B, T, C): pi^c_{k,i}, exactly 0 on padding
-    # Pooling weights: the C attentions and a column of ones on the valid segments (sum_i u_i).
-    # torch.where (not a product) stops any gradient reaching padding through the weights.
-    weights = torch.where(valid, torch.cat([attention, torch.ones_like(cas[..., :1])], dim=2), 0)  # (B, T, C + 1)
-    pooled = _pool_valid(weights, features, valid)  # (B, C + 1, d)
-    z_class, u_sum = pooled[:, :num_classes], pooled[:, num_classes:]  # (B, C, d): z^c; (B, 1, d): sum_i u_i
-    # sum_i (1 - pi_i) u_i = sum_i u_i - z^c
-    z_not_class = (u_sum - z_class) / (lengths - 1).clamp(min=1).to(cas.dtype)[:, None, None]
-    z_not_class = z_not_class.masked_fill((lengths == 1)[:, None, None], 0)  # n_k = 1: exactly zero, no rounding
-    z_class = F.normalize(z_class, dim=-1)  # (B, C, d): z~c, unit L2 norm
-    z_not_class = F.normalize(z_not_class, dim=-1)  # (B, C, d): z~notc (zero when n_k = 1)
-
-    positive, negative = _pairwise_squared_distances(
-        z_class, z_not_class, distance, classifier_weight, custom_factors
-    )  # (B, B, C) each
-    other = 1 - torch.eye(batch_size, dtype=cas.dtype, device=cas.device)  # (B, B): j != j'
-    pair_weight = labels[:, None, :] * labels[None, :, :] * other[..., None]  # (B, B, C): both labelled c
-    num_pairs = pair_weight.sum(dim=(0, 1))  # (C,): m (m - 1)
-    applies = num_pairs > 0  # (C,): at least two videos labelled c
-    d_positive = (pair_weight * positive).sum(dim=(0, 1)) / num_pairs.clamp(min=1)  # (C,): d^{+,c}
-    d_negative = (pair_weight * negative).sum(dim=(0, 1)) / num_pairs.clamp(min=1)  # (C,): d^{-,c}
-    if kind == "triplet":
-        per_class = F.relu(d_positive - d_negative + margin)  # (C,), Eq. 9
-    else:
-        per_class = d_positive + F.relu(margin - d_negative)  # (C,), Eq. 7-8
-    per_class = torch.where(applies, per_class, torch.zeros_like(per_class))
-    return per_class.sum() / applies.sum().clamp(min=1)
+    return lengths, labels

@@ -2,9 +2,9 @@
 
 An I3D feature is computed on a segment of 16 frames; with frames extracted at
 25 fps one segment lasts ``seconds_per_segment = 16 / 25 = 0.64`` s. Segment ``i``
-covers the half-open interval ``[i * sps, (i + 1) * sps)`` seconds (METHOD.md,
-"Localization"). A video of ``duration`` seconds has ``ceil(duration / sps)``
-segments (at least one).
+covers the half-open interval ``[i * sps, (i + 1) * sps)`` seconds (paper Sec. 3.5;
+docs/method.md, "Localization (Sec. 3.5)"). A video of ``duration`` seconds has
+``ceil(duration / sps)`` segments (at least one).
 
 Everything else in wtal-kit calls these functions instead of multiplying or
 dividing by ``seconds_per_segment`` itself.
