@@ -5,14 +5,14 @@
     python benchmarks/bench_train.py --quick             # small sizes, a few seconds (smoke test)
     python benchmarks/bench_train.py --profile           # also print the step's top operators
 
-Paper configuration (METHOD.md 4.2, ``Config()`` defaults): B = 20 videos, T = 300 segments
+Paper configuration (docs/method.md, "Defaults", ``Config()`` defaults): B = 20 videos, T = 300 segments
 (valid lengths drawn in [150, 300], one of them 300, the rest zero padding as the trainer's
 ``make_batch`` does), d = 2048, C = 20; balanced BCE with blocks of 60 and top-10, triplet
 metric loss with the class distance, kappa 4, dropout 0.7, Adam lr 1e-4.
 
 Two things are timed side by side in this process, alternating, after a warm-up:
 
-- full step: ``wtal_kit.train.compute_losses`` (model forward + both losses), backward, Adam step;
+- full step: ``wtal_kit.training.compute_losses`` (model forward + both losses), backward, Adam step;
 - GEMM floor: two plain Linear layers of the same sizes (d -> d, ReLU, d -> C), ``.sum()``,
   backward, no optimizer: the work no implementation of the step can skip.
 
@@ -45,19 +45,19 @@ from wtal_kit.config import Config  # noqa: E402
 from wtal_kit.model import WtalModel  # noqa: E402
 
 try:
-    from wtal_kit.train import build_optimizer, compute_losses  # noqa: E402
+    from wtal_kit.training import build_optimizer, compute_losses  # noqa: E402
 
-    LOSS_SOURCE = "wtal_kit.train.compute_losses"
+    LOSS_SOURCE = "wtal_kit.training.compute_losses"
 except ImportError as missing:  # the trainer also needs pandas / h5py / tqdm, which a bare GPU box may lack
-    LOSS_SOURCE = f"inline copy of compute_losses (wtal_kit.train not importable: {missing})"
+    LOSS_SOURCE = f"inline copy of compute_losses (wtal_kit.training not importable: {missing})"
 
     def build_optimizer(parameters, config, device):
         return torch.optim.Adam(parameters, lr=config.lr)
 
     def compute_losses(model, custom_factors, features, lengths, labels, config):
-        """The paper default's path of ``wtal_kit.train.compute_losses`` (bbce + metric loss), torch only."""
+        """The paper default's path of ``wtal_kit.training.compute_losses`` (bbce + metric loss), torch only."""
         u, cas, _ = model(features)  # (B, T, d), (B, T, C)
-        probs = losses.video_scores(cas, lengths, block_size=config.effective_block_size, k=config.k)  # (B, C)
+        probs = losses.video_probs(cas, lengths, block_size=config.effective_block_size, k=config.k)  # (B, C)
         classification = losses.balanced_bce(probs, labels)
         metric = losses.metric_loss(u, cas, labels, lengths, model.classifier_weight, margin=config.margin,
                                     kind=config.metric_loss, distance=config.distance)

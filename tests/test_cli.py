@@ -92,8 +92,10 @@ def test_core_imports_without_ui_packages():
         "import sys\n"
         "for name in ('ipywidgets', 'plotly', 'voila', 'IPython', 'jupyter_client'):\n"
         "    sys.modules[name] = None\n"
-        "import wtal_kit, wtal_kit.data, wtal_kit.data.synthetic, wtal_kit.evaluate, wtal_kit.localize, wtal_kit.losses\n"
-        "import wtal_kit.model, wtal_kit.train, wtal_kit.cli, wtal_kit.demo, wtal_kit.report, wtal_kit.pipeline\n"
+        "import wtal_kit, wtal_kit.data, wtal_kit.data.synthetic, wtal_kit.evaluate, wtal_kit.localization, wtal_kit.losses\n"
+        "import wtal_kit.model, wtal_kit.training, wtal_kit.runs, wtal_kit.inference, wtal_kit.datasets, wtal_kit.cli\n"
+        "import wtal_kit.demo, wtal_kit.report, wtal_kit.pipeline\n"
+        "assert wtal_kit.Localizer and wtal_kit.load_run and wtal_kit.train and callable(wtal_kit.localize)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
@@ -145,7 +147,8 @@ def test_train_on_a_converted_synthetic_store(tmp_path, capsys):
     assert main(["train", "--dataset", str(store), "--feature-dim", "8", "--iterations", "2", "--eval-every", "2",
                  "--run-dir", str(run_dir), "--no-progress"]) == 0
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["synthetic"] is False and str(store) in results["dataset"] and results["preset"] == "paper"
+    assert results["synthetic"] is False and store.name in results["dataset"] and results["preset"] == "paper"
+    assert str(tmp_path) not in results["dataset"]  # no absolute machine path in results
 
 
 def test_kappa_none_flag(tmp_path):
@@ -167,7 +170,7 @@ def test_demo_caches_and_labels_its_numbers(tmp_path, capsys, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached demo must not train again")
 
-    monkeypatch.setattr("wtal_kit.train.train", no_training)
+    monkeypatch.setattr("wtal_kit.demo.train", no_training)
     assert demo.run_demo(tmp_path, progress=False, config=config) == 0
     second = capsys.readouterr().out
     assert "Using the finished demo run" in second
@@ -182,3 +185,29 @@ def test_evaluate_warns_when_detections_miss_the_ground_truth(tiny_run):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("wtal: warning:") and "no ground-truth instance" in lines[0]
     assert "mAP (%)" in done.stdout
+
+
+def test_localization_flags_come_from_the_config(tiny_run, tmp_path):
+    from wtal_kit.config import field_help
+
+    help_text = run_cli("localize", "--help").stdout
+    for name in ("threshold", "gamma", "min_length"):
+        assert field_help(name)[:30] in " ".join(help_text.split()), name
+    scores = tiny_run / "scores_test.h5"
+    counts = {}
+    for flags in (["--min-length", "1"], ["--min-length", "4"], ["--localization", "wsad_code"], ["--protocol", "wsad_code"]):
+        out = tmp_path / f"d{len(counts)}.json"
+        done = run_cli("localize", "--scores", scores, "--out", out, "--threshold", "0.3", *flags)
+        assert done.returncode == 0, done.stderr
+        counts[" ".join(flags)] = sum(len(v) for v in json.loads(out.read_text())["results"].values())
+    assert counts["--min-length 4"] <= counts["--min-length 1"]
+    assert counts["--localization wsad_code"] == counts["--protocol wsad_code"]  # --protocol: the old spelling
+    _assert_one_line_error(run_cli("localize", "--scores", scores, "--min-length", "0"), "min_length")
+    _assert_one_line_error(run_cli("localize", "--scores", scores, "--threshold", "2"), "threshold")
+
+
+def test_evaluate_both_protocols_from_scores(tiny_run):
+    done = run_cli("evaluate", "--scores", tiny_run / "scores_test.h5", "--eval-protocol", "both", "--iou-thresholds", "0.3", "0.5")
+    assert done.returncode == 0, done.stderr
+    assert "[activitynet protocol]" in done.stdout and "[wtalc protocol]" in done.stdout and "@0.3" in done.stdout
+    assert "not comparable" in done.stdout

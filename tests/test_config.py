@@ -55,11 +55,24 @@ def test_bad_values_name_the_field(changes, field):
 
 
 def test_replace_and_unknown_fields(tmp_path):
-    config = Config().replace(lr=None, seed=4)  # None means "not given"
-    assert config.lr == 1e-4 and config.seed == 4
+    config = Config().replace(kappa=None, seed=4)  # None is a value: no clipping
+    assert config.kappa is None and config.seed == 4 and config.lr == 1e-4
+    assert config.replace(kappa=2.0).kappa == 2.0 and config.replace(min_length=3).min_length == 3
+    with pytest.raises(InputError) as info:
+        Config().replace(lr=None)  # a field that cannot be None is refused, not silently kept
+    assert info.value.field == "lr"
     with pytest.raises(InputError, match="unknown config field"):
         Config().replace(learning_rate=1.0)
     path = tmp_path / "c.json"
     path.write_text('{"lr": 0.1, "colour": "red"}')
     with pytest.raises(InputError, match="c.json.*unknown config field"):
         Config.from_json(path)
+
+
+def test_every_field_has_help_in_its_metadata():
+    import dataclasses
+
+    from wtal_kit.config import field_help
+
+    for field in dataclasses.fields(Config):
+        assert len(field_help(field.name)) > 10, field.name

@@ -1,4 +1,4 @@
-"""Tests of wtal_kit.localize: hand-computed examples and hypothesis properties.
+"""Tests of wtal_kit.localization: hand-computed examples and hypothesis properties.
 
 Default grid: seconds_per_segment = 16/25 = 0.64 s, so segment i covers [0.64 i, 0.64 (i + 1)).
 """
@@ -15,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 from wtal_kit import timegrid
 from wtal_kit.data.tables import DETECTION_COLUMNS
 from wtal_kit.errors import InputError
-from wtal_kit.localize import (
+from wtal_kit.localization import (
     PROTOCOLS,
     block_topk_mean,
     localize,
@@ -120,17 +120,17 @@ def test_paper_whole_video_one_run():
 
 
 @pytest.mark.parametrize(
-    "scores, video_scores, kwargs, field",
+    "scores, video_probs, kwargs, field",
     [
-        (np.full(5, 0.6), [0.5], {}, "scores"),  # 1-D
-        (np.full((2, 3, 1), 0.6), [0.5], {}, "scores"),  # 3-D
-        (np.zeros((0, 2)), [0.5, 0.5], {}, "scores"),  # no segments
-        (np.full((4, 2), 0.6), [0.5], {}, "video_scores"),  # length != C
-        (np.full((4, 2), 0.6), [[0.5, 0.5]], {}, "video_scores"),  # wrong ndim
-        (np.array([[0.6], [np.nan]]), [0.5], {}, "scores"),
-        (np.array([[0.6], [np.inf]]), [0.5], {}, "scores"),
-        (np.array([[0.6], [1.2]]), [0.5], {}, "scores"),  # not a probability
-        (np.full((2, 1), 0.6), [np.nan], {}, "video_scores"),
+        (np.full(5, 0.6), [0.5], {}, "probs"),  # 1-D
+        (np.full((2, 3, 1), 0.6), [0.5], {}, "probs"),  # 3-D
+        (np.zeros((0, 2)), [0.5, 0.5], {}, "probs"),  # no segments
+        (np.full((4, 2), 0.6), [0.5], {}, "video_probs"),  # length != C
+        (np.full((4, 2), 0.6), [[0.5, 0.5]], {}, "video_probs"),  # wrong ndim
+        (np.array([[0.6], [np.nan]]), [0.5], {}, "probs"),
+        (np.array([[0.6], [np.inf]]), [0.5], {}, "probs"),
+        (np.array([[0.6], [1.2]]), [0.5], {}, "probs"),  # not a probability
+        (np.full((2, 1), 0.6), [np.nan], {}, "video_probs"),
         (np.full((2, 1), 0.6), [0.5], {"threshold": 0.0}, "threshold"),
         (np.full((2, 1), 0.6), [0.5], {"threshold": 1.0}, "threshold"),
         (np.full((2, 1), 0.6), [0.5], {"threshold": -0.2}, "threshold"),
@@ -138,9 +138,9 @@ def test_paper_whole_video_one_run():
         (np.full((2, 1), 0.6), [0.5], {"seconds_per_segment": 0.0}, "seconds_per_segment"),
     ],
 )
-def test_paper_rejects_bad_input(scores, video_scores, kwargs, field):
+def test_paper_rejects_bad_input(scores, video_probs, kwargs, field):
     with pytest.raises(InputError) as info:
-        localize(scores, video_scores, **kwargs)
+        localize(scores, video_probs, **kwargs)
     assert info.value.field == field
 
 
@@ -311,10 +311,10 @@ def test_localize_videos_paper_table_form_with_class_names():
         "a": np.array([[0.0, -1.0], [10.0, -1.0], [-3.0, -1.0]]),
         "b": np.array([[-5.0, 2.0], [-5.0, -2.0]]),
     }
-    video_scores = {"a": np.array([0.5, 0.3]), "b": np.array([0.0, 0.1])}
+    video_probs = {"a": np.array([0.5, 0.3]), "b": np.array([0.0, 0.1])}
     sigmoid4 = 1 / (1 + np.exp(-4.0))
     sigmoid2 = 1 / (1 + np.exp(-2.0))
-    found = localize_videos(logits, video_scores, ["Diving", "Golf"])
+    found = localize_videos(logits, video_probs, ["Diving", "Golf"])
     assert list(found.columns) == DETECTION_COLUMNS
     assert found["video"].tolist() == ["a", "b"]
     assert found["label"].tolist() == ["Diving", "Golf"]
@@ -322,7 +322,7 @@ def test_localize_videos_paper_table_form_with_class_names():
     np.testing.assert_allclose(found["t_end"], [1.28, 0.64])  # 2 * 0.64, 1 * 0.64
     np.testing.assert_allclose(found["score"], [sigmoid4 + 0.35, sigmoid2 + 0.07])
     # kappa=None: no clipping -> sigmoid(10) = 0.9999546
-    unclipped = localize_videos(logits, video_scores, ["Diving", "Golf"], kappa=None)
+    unclipped = localize_videos(logits, video_probs, ["Diving", "Golf"], kappa=None)
     np.testing.assert_allclose(unclipped["score"], [1 / (1 + np.exp(-10.0)) + 0.35, sigmoid2 + 0.07])
 
 
@@ -364,7 +364,7 @@ def test_localize_videos_validation_names_the_video_and_field():
 
     with pytest.raises(InputError) as info:
         localize_videos({"v1": np.zeros((3, 2)), "v2": np.zeros((3, 2))}, {"v1": np.zeros(2)}, ["A", "B"])
-    assert (info.value.video, info.value.field) == ("v2", "video_scores")
+    assert (info.value.video, info.value.field) == ("v2", "video_probs")
 
     with pytest.raises(InputError) as info:
         localize_videos(good, {"v1": np.zeros(2)}, ["A", "B", "C"])
@@ -377,11 +377,11 @@ def test_localize_videos_validation_names_the_video_and_field():
 
     with pytest.raises(InputError) as info:
         localize_videos(good, {"v1": np.zeros(3)}, ["A", "B"])
-    assert (info.value.video, info.value.field) == ("v1", "video_scores")
+    assert (info.value.video, info.value.field) == ("v1", "video_probs")
 
     with pytest.raises(InputError) as info:
         localize_videos(good, None, ["A", "B"], protocol="paper")
-    assert info.value.field == "video_scores"
+    assert info.value.field == "video_probs"
 
     with pytest.raises(InputError) as info:
         localize_videos(good, {"v1": np.zeros(2)}, ["A", "B"], kappa=0.0)
@@ -407,9 +407,9 @@ def paper_inputs(draw):
     num_classes = draw(st.integers(1, 4))
     # probabilities on a coarse grid so that ties with the threshold happen
     scores = draw(arrays(np.float64, (num_segments, num_classes), elements=st.integers(0, 20).map(lambda i: i / 20)))
-    video_scores = draw(arrays(np.float64, (num_classes,), elements=st.floats(0, 1)))
+    video_probs = draw(arrays(np.float64, (num_classes,), elements=st.floats(0, 1)))
     threshold = draw(st.integers(1, 19).map(lambda i: i / 20))
-    return scores, video_scores, threshold
+    return scores, video_probs, threshold
 
 
 def covered_counts(found: pd.DataFrame, shape) -> np.ndarray:
@@ -425,8 +425,8 @@ def covered_counts(found: pd.DataFrame, shape) -> np.ndarray:
 @settings(max_examples=150, deadline=None)
 @given(paper_inputs())
 def test_property_runs_are_disjoint_separated_and_cover_exactly_the_kept_segments(data):
-    scores, video_scores, threshold = data
-    found = localize(scores, video_scores, threshold=threshold)
+    scores, video_probs, threshold = data
+    found = localize(scores, video_probs, threshold=threshold)
     kept = scores >= threshold
     # every kept segment is covered by exactly one detection, every dropped one by none
     np.testing.assert_array_equal(covered_counts(found, scores.shape), kept.astype(int))
@@ -442,25 +442,25 @@ def test_property_runs_are_disjoint_separated_and_cover_exactly_the_kept_segment
         assert not kept[after[after < len(scores)], label].any()
         # score = max over the run + 0.7 * P(c|V), checked against a plain slice
         for f, s, score in zip(first, stop, group["score"]):
-            assert score == pytest.approx(scores[f:s, label].max() + 0.7 * video_scores[label])
+            assert score == pytest.approx(scores[f:s, label].max() + 0.7 * video_probs[label])
 
 
 @settings(max_examples=150, deadline=None)
 @given(paper_inputs(), st.integers(0, 19).map(lambda i: i / 20))
 def test_property_raising_the_threshold_never_adds_covered_segments(data, step):
-    scores, video_scores, threshold = data
+    scores, video_probs, threshold = data
     higher = min(threshold + step, 0.95)
-    low = covered_counts(localize(scores, video_scores, threshold=threshold), scores.shape)
-    high = covered_counts(localize(scores, video_scores, threshold=higher), scores.shape)
+    low = covered_counts(localize(scores, video_probs, threshold=threshold), scores.shape)
+    high = covered_counts(localize(scores, video_probs, threshold=higher), scores.shape)
     assert np.all(high <= low)
 
 
 @settings(max_examples=150, deadline=None)
 @given(paper_inputs(), st.floats(0, 2))
 def test_property_scores_lie_between_threshold_and_one_plus_the_video_bonus(data, gamma):
-    scores, video_scores, threshold = data
-    found = localize(scores, video_scores, threshold=threshold, gamma=gamma)
-    bonus = gamma * video_scores[found["label"].to_numpy()]
+    scores, video_probs, threshold = data
+    found = localize(scores, video_probs, threshold=threshold, gamma=gamma)
+    bonus = gamma * video_probs[found["label"].to_numpy()]
     assert np.all(found["score"].to_numpy() >= threshold + bonus - 1e-12)
     assert np.all(found["score"].to_numpy() <= 1 + bonus + 1e-12)
 
@@ -468,13 +468,13 @@ def test_property_scores_lie_between_threshold_and_one_plus_the_video_bonus(data
 @settings(max_examples=100, deadline=None)
 @given(paper_inputs(), st.randoms(use_true_random=False))
 def test_property_class_permutation_only_relabels(data, rng):
-    scores, video_scores, threshold = data
+    scores, video_probs, threshold = data
     num_classes = scores.shape[1]
     order = list(range(num_classes))
     rng.shuffle(order)
     order = np.array(order)  # new class j is old class order[j]
-    found = localize(scores, video_scores, threshold=threshold)
-    permuted = localize(scores[:, order], video_scores[order], threshold=threshold)
+    found = localize(scores, video_probs, threshold=threshold)
+    permuted = localize(scores[:, order], video_probs[order], threshold=threshold)
     relabelled = permuted.assign(label=order[permuted["label"].to_numpy()])
     key = ["label", "t_start"]
     pd.testing.assert_frame_equal(

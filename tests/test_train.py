@@ -1,6 +1,7 @@
 """Training, inference, checkpoints and the scores file on the embedded benchmark."""
 
 import json
+import threading
 
 import numpy as np
 import pandas as pd
@@ -11,22 +12,15 @@ from wtal_kit.config import Config
 from wtal_kit.data.hdf5 import read_scores
 from wtal_kit.errors import InputError
 from wtal_kit.evaluate import detection_map
-from wtal_kit.pipeline import detections_from_scores
-from wtal_kit.train import (
-    BatchSampler,
-    infer,
-    load_checkpoint,
-    load_dataset,
-    load_model,
-    make_batch,
-    train,
-    untrained_result,
-)
+from wtal_kit.datasets import load_dataset
+from wtal_kit.inference import infer
+from wtal_kit.pipeline import Localizer
+from wtal_kit.runs import load_checkpoint, load_model, load_run
+from wtal_kit.training import BatchSampler, Callback, make_batch, train, untrained_result
 
 # Mechanics run on a tiny configuration (d = 32, a few iterations) on the real THUMOS14 layout;
 # the learning check runs the quick preset (d = 256) for 600 iterations (about 40 s on 2 cores).
 SMALL = dict(feature_dim=32, iterations=6, eval_every=3, seed=3)
-LEARNING = dict(iterations=600, eval_every=300, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +40,9 @@ def trained(tmp_path_factory, small_config, small_dataset):
 
 
 @pytest.fixture(scope="module")
-def learning_run(tmp_path_factory):
-    config = Config.from_preset("quick", **LEARNING)
-    dataset = load_dataset(config)
-    result = train(config, tmp_path_factory.mktemp("learn"), progress=False, dataset=dataset)
-    return config, dataset, result
+def learning_run(trained_quick_run):
+    config = trained_quick_run.config
+    return config, load_dataset(config), trained_quick_run
 
 
 def test_sampler_batches_share_classes():
@@ -90,7 +82,7 @@ def test_make_batch_windows_and_padding():
 def test_training_learns(learning_run):
     config, dataset, result = learning_run
     assert list(result.metrics["iteration"]) == [300, 600]
-    untrained, _ = untrained_result(config, dataset)
+    untrained = untrained_result(config, dataset).mean_ap
     assert untrained[0.5] < 0.02
     # trained clearly above the untrained model
     assert result.mean_ap[0.1] > untrained[0.1] + 0.2
@@ -119,7 +111,7 @@ def test_run_directory_contents(trained, small_config):
 def test_scores_file_reproduces_reported_map(trained, small_config):
     scores = read_scores(trained.run_dir / "scores_test.h5")
     assert scores.annotations.num_videos == 212 and scores.kappa == small_config.kappa
-    detections = detections_from_scores(scores, "paper")
+    detections = Localizer(scores).detections(localization="paper")
     mean_ap = detection_map(scores.annotations.ground_truth(), detections, small_config.iou_thresholds)
     for t in small_config.iou_thresholds:
         assert mean_ap[t] == pytest.approx(trained.mean_ap[t], abs=1e-12)
@@ -129,12 +121,12 @@ def test_infer_matches_checkpoint(trained, small_config, small_dataset):
     model, config = load_model(trained.run_dir / "checkpoint.pt")
     assert config == small_config
     indices = small_dataset.annotations.indices("test")[:4]
-    logits, video_scores = infer(model, small_dataset, indices, config)
+    logits, video_probs = infer(model, small_dataset, indices, config)
     scores = read_scores(trained.run_dir / "scores_test.h5")
     for i, index in enumerate(indices):
         video = small_dataset.annotations.videos[index]
         np.testing.assert_allclose(logits[i], scores.logits[video], rtol=1e-5, atol=1e-5)
-    assert video_scores.shape == (4, 20) and np.all((video_scores >= 0) & (video_scores <= 1))
+    assert video_probs.shape == (4, 20) and np.all((video_probs >= 0) & (video_probs <= 1))
 
 
 def test_same_seed_same_numbers(tmp_path, small_config, small_dataset):
@@ -186,10 +178,7 @@ def test_best_test_map_selection_is_named(tmp_path, small_config, small_dataset)
 )
 def test_variants_train(tmp_path, small_config, small_dataset, changes):
     config = small_config.replace(iterations=3, eval_every=3).replace(**changes)
-    if "kappa" in changes:
-        import dataclasses
-
-        config = dataclasses.replace(config, kappa=None)
+    assert all(getattr(config, name) == value for name, value in changes.items())  # kappa=None included
     result = train(config, tmp_path, progress=False, dataset=small_dataset)
     assert np.isfinite(result.metrics["loss_total"]).all()
     assert set(result.mean_ap.index) == {0.1, 0.3, 0.5, 0.7, "avg"}
@@ -209,3 +198,95 @@ def test_activitynet_layout_trains(tmp_path):
     assert "ActivityNet1.2 layout" in results["dataset"]
     assert len(result.per_class) == 100  # every class has validation ground truth
     assert read_scores(tmp_path / "scores_validation.h5").annotations.num_videos == 2383
+
+
+class Recorder(Callback):
+    def __init__(self, stop_at=None, stop=None):
+        self.iterations, self.evaluations, self.threads = [], [], set()
+        self.stop_at, self.stop = stop_at, stop
+
+    def on_iteration(self, event):
+        self.iterations.append((event.iteration, event.iterations, dict(event.losses)))
+        self.threads.add(threading.get_ident())
+        if event.iteration == self.stop_at:
+            self.stop.set()
+
+    def on_evaluation(self, event):
+        self.evaluations.append((event.iteration, event.evaluation.mean_ap.copy(), dict(event.losses)))
+
+
+def test_callbacks_see_every_iteration_and_evaluation(tmp_path, small_config, small_dataset, capsys):
+    config = small_config.replace(iterations=6, eval_every=3)
+    recorder = Recorder()
+    result = train(config, tmp_path, quiet=True, callbacks=[recorder], dataset=small_dataset)
+    assert [i for i, _, _ in recorder.iterations] == [1, 2, 3, 4, 5, 6]
+    assert all(total == 6 and set(terms) == {"total", "classification", "metric"} for _, total, terms in recorder.iterations)
+    assert [i for i, _, _ in recorder.evaluations] == [3, 6]
+    # the evaluation's losses are the mean of the iterations since the previous one
+    mean_total = np.mean([terms["total"] for _, _, terms in recorder.iterations[3:]])
+    assert recorder.evaluations[1][2]["total"] == pytest.approx(mean_total)
+    pd.testing.assert_series_equal(recorder.evaluations[-1][1], result.mean_ap)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""  # quiet: nothing printed, no progress bar
+
+
+def test_training_in_a_thread_can_be_stopped_and_resumed(tmp_path, small_config, small_dataset):
+    """A training in a background thread, observed and stopped by an Event; the global RNG is never touched."""
+    config = small_config.replace(iterations=12, eval_every=4)
+    full = train(config, tmp_path / "full", quiet=True, dataset=small_dataset)
+
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()
+    stop = threading.Event()
+    recorder = Recorder(stop_at=6, stop=stop)
+    outcome = {}
+    thread = threading.Thread(
+        target=lambda: outcome.update(result=train(config, tmp_path / "cut", quiet=True, callbacks=[recorder], stop=stop,
+                                                   dataset=small_dataset))
+    )
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    result = outcome["result"]
+    assert recorder.threads == {thread.ident}
+    assert result.iterations_done == 6 and not result.completed
+    assert [i for i, _, _ in recorder.iterations] == list(range(1, 7))
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["iteration"] == 6  # saved between two evaluations
+    results = json.loads((tmp_path / "cut" / "results.json").read_text())
+    assert results["completed"] is False and results["iterations_done"] == 6
+    assert set(result.mean_ap.index) == {0.1, 0.3, 0.5, 0.7, "avg"}  # the model it reached, evaluated
+    assert torch.equal(torch.get_rng_state(), torch_state) and np.array_equal(np.random.get_state()[1], numpy_state)
+
+    resumed = train(config, tmp_path / "cut", resume=True, quiet=True, dataset=small_dataset)
+    assert resumed.completed
+    pd.testing.assert_frame_equal(full.metrics, resumed.metrics, check_exact=True)
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
+    assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_same_numbers_as_before_the_split(tmp_path, small_dataset):
+    """The numbers a seed gave before training moved to run-owned generators (recorded from v0.1's train.py)."""
+    config = Config.from_preset("quick", feature_dim=64, iterations=60, eval_every=30, seed=3)
+    result = train(config, tmp_path, quiet=True)
+    assert result.metrics["loss_total"].tolist() == pytest.approx([6.552123, 5.755833], abs=5e-7)
+    assert result.metrics["loss_metric"].tolist() == pytest.approx([2.978752, 2.992365], abs=5e-7)
+
+
+def test_load_run(trained, small_config, small_dataset, tmp_path):
+    run = load_run(trained.run_dir)
+    assert run.config == small_config and run.test_subset == "test"
+    pd.testing.assert_series_equal(run.mean_ap, trained.mean_ap, check_names=False)
+    assert list(run.metrics["iteration"]) == [3, 6]
+    assert run.subsets_with_scores == ["test"]
+    scores = run.scores("test")
+    assert scores is run.scores()  # loaded once, kept
+    assert run.annotations.num_videos == small_dataset.annotations.num_videos
+    model = run.model()
+    assert not model.training
+    # a subset without a scores file is computed on request, written atomically, and read back
+    validation = run.scores("validation", progress=False)
+    assert (trained.run_dir / "scores_validation.h5").is_file()
+    assert validation.annotations.num_videos == len(small_dataset.annotations.indices("validation"))
+    assert sorted(run.subsets_with_scores) == ["test", "validation"]
+    with pytest.raises(InputError, match="no such run directory"):
+        load_run(tmp_path / "missing")

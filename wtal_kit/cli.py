@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
-import re
 import sys
 import typing
 import warnings
@@ -27,23 +25,17 @@ from wtal_kit.errors import InputError, WtalError
 EPILOG = "Numbers on the embedded synthetic benchmark are synthetic-benchmark numbers, not THUMOS14 results."
 
 
-# -- config flags, generated from the Config dataclass (its comments are the help) ---------------
-def _config_help() -> dict:
-    from wtal_kit.config import Config
-
-    helps = {}
-    for line in inspect.getsource(Config).splitlines():
-        match = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.+)$", line)
-        if match:
-            helps[match.group(1)] = match.group(2).strip()
-    return helps
-
-
+# -- config flags, generated from the Config dataclass (its field metadata is the help) ------------
 NO_CLIPPING = "none"  # --kappa none: the parsed value, turned into kappa=None by config_from_args
+OPTIONAL_INT_FIELDS = ("min_length",)  # int | None fields: 'none' gives None
 
 
 def _kappa(text: str):
     return NO_CLIPPING if text.lower() in ("none", "null", "off") else float(text)
+
+
+def _optional_int(text: str):
+    return NO_CLIPPING if text.lower() in ("none", "null", "off") else int(text)
 
 
 def _bool(text: str) -> bool:
@@ -55,35 +47,50 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+def add_field_flag(group, name: str, *flags: str, choices=None, default_note: str = "paper") -> None:
+    """One ``--field-name`` flag for a Config field: its type, choices and help come from the field."""
+    from wtal_kit.config import FIELD_CHOICES, Config, field_help
+
+    hint = typing.get_type_hints(Config)[name]
+    default = getattr(Config, name)
+    flags = flags or ("--" + name.replace("_", "-"),)
+    text = f"{field_help(name)} [{default_note}: {default}]"
+    if hint is bool:
+        group.add_argument(*flags, dest=name, type=_bool, default=None, metavar="BOOL", help=text)
+    elif name == "iou_thresholds":
+        group.add_argument(*flags, dest=name, type=float, nargs="+", default=None, metavar="T", help=text)
+    elif name == "kappa":
+        group.add_argument(*flags, dest=name, type=_kappa, default=None, metavar="KAPPA", help=text + " ('none' disables clipping)")
+    elif name in OPTIONAL_INT_FIELDS:
+        group.add_argument(*flags, dest=name, type=_optional_int, default=None, metavar="N", help=text)
+    elif name in FIELD_CHOICES or choices is not None:
+        group.add_argument(*flags, dest=name, choices=choices or FIELD_CHOICES[name], default=None, help=text)
+    elif hint in (int, float, str):
+        group.add_argument(*flags, dest=name, type=hint, default=None, help=text)
+    else:  # str | None
+        group.add_argument(*flags, dest=name, type=str, default=None, help=text)
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    from wtal_kit.config import FIELD_CHOICES, PRESETS, Config
+    from wtal_kit.config import PRESETS, Config
 
     group = parser.add_argument_group("config (override the preset; defaults shown are the paper preset's)")
     group.add_argument("--preset", choices=PRESETS, default=None,
                        help="start from this preset: paper (the paper's settings) or quick (CPU budget for the embedded benchmark: d=256, lr 1e-3, 1500 iterations)")
     group.add_argument("--config", type=Path, default=None, help="start from a config JSON (e.g. a run's config.json)")
-    helps = _config_help()
-    hints = typing.get_type_hints(Config)
-    defaults = Config()
     for field in dataclasses.fields(Config):
-        if field.name == "preset":
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        hint = hints[field.name]
-        default = getattr(defaults, field.name)
-        text = f"{helps.get(field.name, '')} [paper: {default}]"
-        if hint is bool:
-            group.add_argument(flag, type=_bool, default=None, metavar="BOOL", help=text)
-        elif field.name == "iou_thresholds":
-            group.add_argument(flag, type=float, nargs="+", default=None, metavar="T", help=text)
-        elif field.name == "kappa":
-            group.add_argument(flag, type=_kappa, default=None, metavar="KAPPA", help=text + " ('none' disables clipping)")
-        elif field.name in FIELD_CHOICES:
-            group.add_argument(flag, choices=FIELD_CHOICES[field.name], default=None, help=text)
-        elif hint in (int, float, str):
-            group.add_argument(flag, type=hint, default=None, help=text)
-        else:  # str | None
-            group.add_argument(flag, type=str, default=None, help=text)
+        if field.name != "preset":
+            add_field_flag(group, field.name)
+
+
+def given_fields(args, names) -> dict:
+    """The config fields given on the command line (a flag left out is None; 'none' means None)."""
+    changes = {}
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = None if value == NO_CLIPPING else value
+    return changes
 
 
 def config_from_args(args):
@@ -95,20 +102,27 @@ def config_from_args(args):
             raise InputError("give either --config or --preset, not both", field="preset")
     else:
         config = Config.from_preset(args.preset or "paper")
-    changes = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Config) if f.name != "preset"}
-    no_clipping = changes.get("kappa") == NO_CLIPPING
-    if no_clipping:
-        changes.pop("kappa")
-    config = config.replace(**changes)  # None means "flag not given"
-    if no_clipping:
-        config = dataclasses.replace(config, kappa=None)
-    return config
+    return config.replace(**given_fields(args, [f.name for f in dataclasses.fields(Config) if f.name != "preset"]))
+
+
+def localization_settings(args) -> dict:
+    """threshold, gamma, localization, min_length from the flags, the Config defaults where not given."""
+    from wtal_kit.config import Config
+
+    defaults = Config()
+    settings = {name: getattr(defaults, name) for name in LOCALIZATION_FIELDS}
+    settings.update(given_fields(args, LOCALIZATION_FIELDS))
+    return settings
+
+
+LOCALIZATION_FIELDS = ("threshold", "gamma", "localization", "min_length")
 
 
 # -- commands ------------------------------------------------------------------------------
 def cmd_train(args) -> int:
+    from wtal_kit.datasets import dataset_label
     from wtal_kit.report import format_map_rows
-    from wtal_kit.train import dataset_label, train
+    from wtal_kit.training import train
 
     config = config_from_args(args)
     run_dir = args.run_dir or Path("runs") / f"{config.preset}-seed{config.seed}"
@@ -120,7 +134,9 @@ def cmd_train(args) -> int:
 
 def cmd_infer(args) -> int:
     from wtal_kit.data.hdf5 import write_scores
-    from wtal_kit.train import infer, load_dataset, load_model, resolve_device, scores_attrs, split_subsets
+    from wtal_kit.datasets import load_dataset, split_subsets
+    from wtal_kit.inference import infer, resolve_device, scores_attrs
+    from wtal_kit.runs import load_model
 
     device = resolve_device(args.device)
     model, config = load_model(args.checkpoint, device=device)
@@ -130,102 +146,85 @@ def cmd_infer(args) -> int:
     annotations = dataset.annotations
     subset = args.subset or split_subsets(config, annotations)[1]
     indices = annotations.indices(subset)
-    logits, video_scores = infer(model, dataset, indices, config, device, progress=not args.no_progress)
+    logits, video_probs = infer(model, dataset, indices, config, device, progress=not args.no_progress)
     out = args.out or Path(args.checkpoint).with_name(f"scores_{subset}.h5")
-    attrs = scores_attrs(config, annotations.name, subset, str(args.checkpoint))
-    write_scores(out, annotations, indices, logits, video_scores, attrs)
+    attrs = scores_attrs(config, annotations.name, subset, Path(args.checkpoint).name)
+    write_scores(out, annotations, indices, logits, video_probs, attrs)
     print(f"wrote {out} ({len(indices)} videos of subset '{subset}')")
     return 0
 
 
-def cmd_localize(args) -> int:
+def _localizer(path: Path):
     from wtal_kit.data.hdf5 import read_scores
-    from wtal_kit.data.jsonio import write_detections_json
-    from wtal_kit.pipeline import detections_from_scores
+    from wtal_kit.pipeline import Localizer
 
-    scores = read_scores(args.scores)
-    detections = detections_from_scores(scores, args.protocol, threshold=args.threshold, gamma=args.gamma, min_length=args.min_length)
+    return Localizer(read_scores(path))
+
+
+def cmd_localize(args) -> int:
+    from wtal_kit.data.jsonio import write_detections_json
+
+    localizer = _localizer(args.scores)
+    settings = localization_settings(args)
+    detections = localizer.detections(**settings)
     out = args.out or Path(args.scores).with_suffix(".detections.json")
-    write_detections_json(out, detections, videos=scores.annotations.videos,
-                          external_data={"localization": args.protocol, "threshold": args.threshold, "gamma": args.gamma,
-                                         "scores": str(args.scores)})
-    print(f"wrote {out} ({len(detections)} detections, {args.protocol} localization)")
+    write_detections_json(out, detections, videos=localizer.videos,
+                          external_data={**settings, "scores": Path(args.scores).name})
+    print(f"wrote {out} ({len(detections)} detections, {settings['localization']} localization)")
     return 0
 
 
-def _load_ground_truth(path: Path, subset, classes=None):
-    """Ground truth from an ActivityNet JSON, a W-TALC annotation folder or an HDF5 store/scores file."""
-    from wtal_kit.data.jsonio import read_ground_truth_json
-    from wtal_kit.data.wtalc import load_wtalc_annotations
-
-    if path.is_dir():
-        annotations = load_wtalc_annotations(path)
-        return annotations.ground_truth(subset), annotations.classes
-    if path.suffix.lower() == ".json":
-        annotations = read_ground_truth_json(path, subset=subset, classes=classes)
-        return annotations.ground_truth(), annotations.classes
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        import h5py
-
-        from wtal_kit.data.hdf5 import read_annotations
-
-        if not path.is_file():
-            raise InputError("file not found", file=path)
-        with h5py.File(path, "r") as handle:
-            if "annotations" not in handle:
-                raise InputError("no annotations group in this HDF5 file", file=path)
-            annotations = read_annotations(handle["annotations"], str(path))
-        return annotations.ground_truth(subset), annotations.classes
-    raise InputError("ground truth must be an ActivityNet JSON, a W-TALC annotation folder or a wtal-kit HDF5 file", file=path)
-
-
 def cmd_evaluate(args) -> int:
+    from wtal_kit.config import Config
+    from wtal_kit.data.ground_truth import load_ground_truth
     from wtal_kit.data.jsonio import read_detections_json
-    from wtal_kit.pipeline import evaluate_detections
+    from wtal_kit.evaluate import per_class_ap, with_average
     from wtal_kit.report import format_map_rows
 
     if (args.results is None) == (args.scores is None):
         raise InputError("give exactly one of --results (detections JSON) or --scores (HDF5 scores file)")
-    if args.scores is not None:
-        from wtal_kit.data.hdf5 import read_scores
-        from wtal_kit.pipeline import detections_from_scores
-
-        scores = read_scores(args.scores)
-        detections = detections_from_scores(scores, args.localization, threshold=args.threshold, gamma=args.gamma)
-        if args.ground_truth is None:
-            ground_truth, classes = scores.annotations.ground_truth(), scores.annotations.classes
-        else:
-            ground_truth, classes = _load_ground_truth(args.ground_truth, args.subset, scores.annotations.classes)
-        source = f"{args.scores} ({args.localization} localization)"
+    thresholds = tuple(args.iou_thresholds) if args.iou_thresholds else Config.iou_thresholds
+    protocols = list(EVAL_PROTOCOL_CHOICES[:-1]) if args.eval_protocol == "both" else [args.eval_protocol or Config.eval_protocol]
+    tables = {}
+    if args.scores is not None and args.ground_truth is None:
+        localizer = _localizer(args.scores)
+        settings = localization_settings(args)
+        source = f"{args.scores} ({settings['localization']} localization)"
+        for protocol in protocols:
+            evaluation = localizer.evaluate(**settings, iou_thresholds=thresholds, eval_protocol=protocol)
+            tables[protocol] = (evaluation.mean_ap, evaluation.per_class)
     else:
-        if args.ground_truth is None:
-            raise InputError("--results needs --ground-truth")
-        ground_truth, classes = _load_ground_truth(args.ground_truth, args.subset)
-        detections = read_detections_json(args.results, classes=classes)
-        source = str(args.results)
-    outside = set(detections["video"]) - set(ground_truth["video"])
-    if outside:
-        warnings.warn(f"{len(outside)} of the {detections['video'].nunique()} videos with detections have no ground-truth "
-                      f"instance (their detections all count as false positives); wrong --subset or ground truth?")
-    thresholds = tuple(args.iou) if args.iou else (0.1, 0.3, 0.5, 0.7)
-    protocols = ["activitynet", "wtalc"] if args.protocol == "both" else [args.protocol]
-    rows, tables = [], {}
-    for protocol in protocols:
-        mean_ap, per_class = evaluate_detections(ground_truth, detections, thresholds, protocol)
-        rows.append((f"{source} [{protocol} protocol]", mean_ap))
-        tables[protocol] = per_class
-    print(format_map_rows(rows))
+        if args.scores is not None:
+            localizer = _localizer(args.scores)
+            settings = localization_settings(args)
+            detections = localizer.detections(**settings)
+            ground_truth, _ = load_ground_truth(args.ground_truth, args.subset, localizer.annotations.classes)
+            source = f"{args.scores} ({settings['localization']} localization)"
+        else:
+            if args.ground_truth is None:
+                raise InputError("--results needs --ground-truth")
+            ground_truth, classes = load_ground_truth(args.ground_truth, args.subset)
+            detections = read_detections_json(args.results, classes=classes)
+            source = str(args.results)
+        outside = set(detections["video"]) - set(ground_truth["video"])
+        if outside:
+            warnings.warn(f"{len(outside)} of the {detections['video'].nunique()} videos with detections have no ground-truth "
+                          f"instance (their detections all count as false positives); wrong --subset or ground truth?")
+        for protocol in protocols:
+            per_class = per_class_ap(ground_truth, detections, thresholds, protocol)
+            tables[protocol] = (with_average(per_class.mean(axis=0).rename("mAP")), per_class)
+    print(format_map_rows([(f"{source} [{protocol} protocol]", mean_ap) for protocol, (mean_ap, _) in tables.items()]))
     if len(protocols) > 1:
         print("(numbers from different protocols are not comparable)")
     if args.per_class:
-        for protocol, per_class in tables.items():
+        for protocol, (_, per_class) in tables.items():
             print(f"\nper-class AP (%), {protocol} protocol")
             print((100 * per_class).round(1).to_string())
     if args.csv is not None:
         import pandas as pd
 
         frames = []
-        for protocol, per_class in tables.items():
+        for protocol, (_, per_class) in tables.items():
             frame = per_class.copy()
             frame.insert(0, "protocol", protocol)
             frames.append(frame)
@@ -241,7 +240,7 @@ def cmd_convert(args) -> int:
         raise InputError("output exists (pass --overwrite to replace it)", file=args.out)
     if args.synthetic is not None:
         from wtal_kit.config import Config
-        from wtal_kit.train import load_dataset
+        from wtal_kit.datasets import load_dataset
 
         config = Config(dataset=f"synthetic-{args.synthetic}", feature_dim=args.feature_dim or 2048, synthetic_seed=args.seed)
         dataset = load_dataset(config)
@@ -261,6 +260,17 @@ def cmd_demo(args) -> int:
     from wtal_kit.demo import run_demo
 
     return run_demo(args.run_dir, force=args.force, progress=not args.no_progress)
+
+
+def add_localization_flags(parser, title: str = "localization") -> None:
+    """--threshold, --gamma, --localization (alias --protocol for `wtal localize`), --min-length, from Config."""
+    group = parser.add_argument_group(title)
+    add_field_flag(group, "localization", "--localization", *(["--protocol"] if title == "localization" else []), default_note="default")
+    for name in ("threshold", "gamma", "min_length"):
+        add_field_flag(group, name, default_note="default")
+
+
+EVAL_PROTOCOL_CHOICES = ("activitynet", "wtalc", "both")
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -290,11 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("localize", help="scores file -> ActivityNet-style detections JSON")
     p.add_argument("--scores", type=Path, required=True, help="HDF5 scores file from `wtal infer` / `wtal train`")
     p.add_argument("--out", type=Path, default=None, help="output JSON [<scores>.detections.json]")
-    p.add_argument("--protocol", choices=["paper", "wsad_code"], default="paper",
-                   help="paper: threshold sigmoid scores (Sec. 3.5); wsad_code: the released code's localization [paper]")
-    p.add_argument("--threshold", type=float, default=0.5, help="paper protocol: keep segments with score >= this [0.5]")
-    p.add_argument("--gamma", type=float, default=0.7, help="detection score = max + gamma * video score [0.7]")
-    p.add_argument("--min-length", type=int, default=2, help="wsad_code protocol: shortest run kept, in segments [2]")
+    add_localization_flags(p)
     p.set_defaults(func=cmd_localize)
 
     p = sub.add_parser("evaluate", help="detections or scores + ground truth -> mAP table")
@@ -302,12 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", type=Path, default=None, help="HDF5 scores file (localized on the fly; its ground truth is used unless --ground-truth)")
     p.add_argument("--ground-truth", type=Path, default=None, help="ActivityNet-style ground-truth JSON, W-TALC annotation folder or wtal-kit HDF5 file")
     p.add_argument("--subset", default=None, help="restrict the ground truth to this subset (e.g. test)")
-    p.add_argument("--protocol", choices=["activitynet", "wtalc", "both"], default="activitynet",
-                   help="activitynet: interpolated AP, best-tIoU matching; wtalc: W-TALC's non-interpolated AP, first match [activitynet]")
-    p.add_argument("--iou", type=float, nargs="+", default=None, metavar="T", help="tIoU thresholds [0.1 0.3 0.5 0.7]")
-    p.add_argument("--localization", choices=["paper", "wsad_code"], default="paper", help="with --scores: localization protocol [paper]")
-    p.add_argument("--threshold", type=float, default=0.5, help="with --scores, paper localization: score threshold [0.5]")
-    p.add_argument("--gamma", type=float, default=0.7, help="with --scores: video-score weight in detection scores [0.7]")
+    group = p.add_argument_group("evaluation")
+    add_field_flag(group, "eval_protocol", "--eval-protocol", "--protocol", choices=EVAL_PROTOCOL_CHOICES, default_note="default")
+    add_field_flag(group, "iou_thresholds", "--iou-thresholds", "--iou", default_note="default")
+    add_localization_flags(p, "with --scores: localization")
     p.add_argument("--per-class", action="store_true", help="also print the per-class AP table")
     p.add_argument("--csv", type=Path, default=None, help="write the per-class AP table to this CSV")
     p.set_defaults(func=cmd_evaluate)

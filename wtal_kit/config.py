@@ -1,7 +1,7 @@
 """The one configuration of a run, with the paper's defaults.
 
 Every field carries a one-line comment; "paper" means Islam & Radke, WACV 2020,
-Sec. 4.2 (see ../shared/paper/METHOD.md), "code" the authors' released code,
+Sec. 4.2 (restated in docs/method.md), "code" the authors' released code,
 where the two differ the paper is the default and the code's choice an option.
 CLI flags and notebook parameters override fields (:meth:`Config.replace`);
 every run saves the config it used as JSON next to its results.
@@ -46,58 +46,69 @@ FIELD_CHOICES = {
 }
 
 
+def _field(default, help: str):
+    """A config field: its default and its one-line help (CLI flags and notebooks read it from the metadata)."""
+    return field(default=default, metadata={"help": help})
+
+
+def field_help(name: str) -> str:
+    """The one-line help of a config field."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(Config)}[name]
+
+
 @dataclass
 class Config:
     # -- run ------------------------------------------------------------------
-    preset: str = "paper"  # name of the preset these values started from (saved with every result)
-    seed: int = 0  # seeds numpy, torch and the batch sampler
-    device: str = "auto"  # auto: CUDA when present, else CPU
-    bf16: bool = False  # bf16 autocast on CUDA (ignored on CPU)
+    preset: str = _field("paper", "name of the preset these values started from (saved with every result)")
+    seed: int = _field(0, "seeds the run's own random generators: initialisation, dropout, batches")
+    device: str = _field("auto", "auto: CUDA when present, else CPU")
+    bf16: bool = _field(False, "bf16 autocast on CUDA (ignored on CPU)")
 
     # -- data -----------------------------------------------------------------
-    dataset: str = "synthetic-thumos14"  # synthetic-thumos14 | synthetic-activitynet12 | path to an HDF5 feature store
-    train_subset: str | None = None  # None: "validation" for THUMOS14 layouts, "training" otherwise (paper 4.1)
-    test_subset: str | None = None  # None: "test" for THUMOS14 layouts, "validation" otherwise (paper 4.1)
-    feature_dim: int = 2048  # d; I3D RGB + flow (paper 4.2); the synthetic benchmark generates this many
-    synthetic_seed: int = 0  # seed of the embedded synthetic benchmark's features
-    seconds_per_segment: float = DEFAULT_SECONDS_PER_SEGMENT  # 16 frames at 25 fps
-    max_segments: int = 300  # training window: at most this many segments per video (paper 4.2)
+    dataset: str = _field("synthetic-thumos14", "synthetic-thumos14 | synthetic-activitynet12 | path to an HDF5 feature store")
+    train_subset: str | None = _field(None, "None: 'validation' for THUMOS14 layouts, 'training' otherwise (paper 4.1)")
+    test_subset: str | None = _field(None, "None: 'test' for THUMOS14 layouts, 'validation' otherwise (paper 4.1)")
+    feature_dim: int = _field(2048, "d; I3D RGB + flow (paper 4.2); the synthetic benchmark generates this many")
+    synthetic_seed: int = _field(0, "seed of the embedded synthetic benchmark's features")
+    seconds_per_segment: float = _field(DEFAULT_SECONDS_PER_SEGMENT, "16 frames at 25 fps")
+    max_segments: int = _field(300, "training window: at most this many segments per video (paper 4.2)")
 
     # -- model ----------------------------------------------------------------
-    dropout: float = 0.7  # after the embedding's ReLU; not stated in the paper (the released code and W-TALC use 0.7)
-    kappa: float | None = 4.0  # clip activations to [-kappa, kappa] (paper Table 5); None: no clipping
+    dropout: float = _field(0.7, "after the embedding's ReLU; not stated in the paper (the released code and W-TALC use 0.7)")
+    kappa: float | None = _field(4.0, "clip activations to [-kappa, kappa] (paper Table 5); None: no clipping")
 
     # -- video-level score (Eq. 2-4) ------------------------------------------
-    block_processing: bool = True  # False: the whole video is one block (paper Table 4)
-    block_size: int = 60  # l_w, segments per block (paper 4.2)
-    k: int = 10  # top-k activations averaged per block (paper 4.2)
+    block_processing: bool = _field(True, "False: the whole video is one block (paper Table 4)")
+    block_size: int = _field(60, "l_w, segments per block (paper 4.2)")
+    k: int = _field(10, "top-k activations averaged per block (paper 4.2)")
 
     # -- losses ---------------------------------------------------------------
-    classification_loss: str = "bbce"  # bbce (Eq. 5-6) | bce | softmax_mil (Fig. 2)
-    metric_loss: str = "triplet"  # triplet | contrastive | none (paper Table 3)
-    distance: str = "class"  # class (Eq. 10-11) | cosine | euclidean | custom (Fig. 3)
-    custom_rank: int = 64  # rank r of the learnable M_c = A_c^T A_c (distance "custom" only)
-    margin: float = 3.0  # alpha, metric-loss margin (paper 4.2)
-    metric_weight: float = 1.0  # lambda: L = w_cls * L_cls + lambda * L_metric (paper: 1; code: 0.5)
-    classification_weight: float = 1.0  # w_cls (paper: 1; code: 0.5)
+    classification_loss: str = _field("bbce", "bbce (Eq. 5-6) | bce | softmax_mil (Fig. 2)")
+    metric_loss: str = _field("triplet", "triplet | contrastive | none (paper Table 3)")
+    distance: str = _field("class", "class (Eq. 10-11) | cosine | euclidean | custom (Fig. 3)")
+    custom_rank: int = _field(64, "rank r of the learnable M_c = A_c^T A_c (distance 'custom' only)")
+    margin: float = _field(3.0, "alpha, metric-loss margin (paper 4.2)")
+    metric_weight: float = _field(1.0, "lambda: L = w_cls * L_cls + lambda * L_metric (paper: 1; code: 0.5)")
+    classification_weight: float = _field(1.0, "w_cls (paper: 1; code: 0.5)")
 
     # -- optimisation ---------------------------------------------------------
-    lr: float = 1e-4  # Adam learning rate (paper 4.2; code: 2e-4)
-    weight_decay: float = 0.0  # Adam weight decay (not stated in the paper)
-    iterations: int = 4401  # training iterations (not stated in the paper; the code's value)
-    sampler: str = "paper"  # paper: batch_classes classes x videos_per_class videos sharing a class; code: 5 x 4, classes drawn with replacement
-    batch_videos: int = 20  # videos per batch (paper 4.2)
-    batch_classes: int = 4  # classes per batch (paper 4.2: 4 classes, >= 5 videos each)
+    lr: float = _field(1e-4, "Adam learning rate (paper 4.2; code: 2e-4)")
+    weight_decay: float = _field(0.0, "Adam weight decay (not stated in the paper)")
+    iterations: int = _field(4401, "training iterations (not stated in the paper; the code's value)")
+    sampler: str = _field("paper", "paper: batch_classes classes x videos_per_class videos sharing a class; code: 5 x 4, classes drawn with replacement")
+    batch_videos: int = _field(20, "videos per batch (paper 4.2)")
+    batch_classes: int = _field(4, "classes per batch (paper 4.2: 4 classes, >= 5 videos each)")
 
     # -- evaluation -----------------------------------------------------------
-    eval_every: int = 500  # evaluate on the held-out split every this many iterations (and at the end)
-    localization: str = "paper"  # paper (Sec. 3.5) | wsad_code (the released code's localization)
-    threshold: float = 0.5  # keep segments with sigmoid score >= threshold (paper 3.5)
-    gamma: float = 0.7  # detection score = max + gamma * video score (paper 3.5)
-    eval_protocol: str = "activitynet"  # activitynet (interpolated AP, best match) | wtalc (W-TALC's evaluator)
-    iou_thresholds: tuple = (0.1, 0.3, 0.5, 0.7)  # tIoU thresholds reported (paper 4.1)
-    checkpoint_selection: str = "last"  # last: the reported model; best_test_map: the code's choice (selects on TEST mAP@0.5+0.7)
-    feature_cache_mb: int = 2048  # keep at most this many MB of training features in memory
+    eval_every: int = _field(500, "evaluate on the held-out split every this many iterations (and at the end)")
+    localization: str = _field("paper", "paper (Sec. 3.5) | wsad_code (the released code's localization)")
+    threshold: float = _field(0.5, "keep segments with sigmoid score >= threshold (paper 3.5)")
+    gamma: float = _field(0.7, "detection score = max + gamma * P(c|V) (paper 3.5)")
+    min_length: int | None = _field(None, "shortest detection kept, in segments; None: 1 (paper localization) or 2 (wsad_code)")
+    eval_protocol: str = _field("activitynet", "activitynet (interpolated AP, best match) | wtalc (W-TALC's evaluator)")
+    iou_thresholds: tuple = _field((0.1, 0.3, 0.5, 0.7), "tIoU thresholds reported (paper 4.1)")
+    checkpoint_selection: str = _field("last", "last: the reported model; best_test_map: the code's choice (selects on TEST mAP@0.5+0.7)")
+    feature_cache_mb: int = _field(2048, "keep at most this many MB of training features in memory")
 
     def __post_init__(self):
         self.iou_thresholds = tuple(float(t) for t in self.iou_thresholds)
@@ -116,6 +127,16 @@ class Config:
 
     # -- checks and (de)serialisation ---------------------------------------------
     def validate(self) -> None:
+        for name, kind in _SIMPLE_TYPES.items():
+            value = getattr(self, name)
+            if kind is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            elif kind is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, kind)
+            if not ok:
+                raise InputError(f"must be {kind.__name__}, got {value!r}", field=name)
         for name, allowed in FIELD_CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"must be one of {allowed}, got {getattr(self, name)!r}", field=name)
@@ -138,15 +159,17 @@ class Config:
             raise InputError(f"must be in [0, 1), got {self.dropout!r}", field="dropout")
         if not 0 < self.threshold < 1:
             raise InputError(f"must be in (0, 1), got {self.threshold!r}", field="threshold")
+        if self.min_length is not None and (not isinstance(self.min_length, int) or isinstance(self.min_length, bool) or self.min_length < 1):
+            raise InputError(f"must be an integer >= 1 or None, got {self.min_length!r}", field="min_length")
         if not self.iou_thresholds or not all(0 < t <= 1 for t in self.iou_thresholds):
             raise InputError(f"must be non-empty, each in (0, 1], got {self.iou_thresholds!r}", field="iou_thresholds")
 
     def replace(self, **changes) -> "Config":
-        """A copy with ``changes`` applied (None values are ignored, so CLI defaults pass through)."""
+        """A copy with ``changes`` applied; None is a value like any other (``replace(kappa=None)``: no clipping)."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise InputError(f"unknown config field(s) {unknown}", field="config")
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -187,3 +210,11 @@ class Config:
     def effective_block_size(self) -> int | None:
         """The block size the losses see: None when block processing is off."""
         return self.block_size if self.block_processing else None
+
+
+# Fields of a plain type (not Optional): the type every value must have.
+_SIMPLE_TYPES = {
+    f.name: {"float": float, "int": int, "str": str, "bool": bool}[f.type]
+    for f in dataclasses.fields(Config)
+    if f.type in ("float", "int", "str", "bool")
+}

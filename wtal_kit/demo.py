@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from wtal_kit.config import Config
+from wtal_kit.datasets import dataset_label
 from wtal_kit.report import format_map_rows, published_row
+from wtal_kit.runs import CONFIG, RESULTS, map_from_json, map_to_json, write_results
+from wtal_kit.training import train, untrained_result
 
 
 def demo_config() -> Config:
@@ -23,43 +24,38 @@ def demo_config() -> Config:
 
 
 def _cached(run_dir: Path, config: Config) -> dict | None:
-    results_path, config_path = run_dir / "results.json", run_dir / "config.json"
+    results_path, config_path = run_dir / RESULTS, run_dir / CONFIG
     if not (results_path.is_file() and config_path.is_file()):
         return None
     try:
         if Config.from_json(config_path) != config:
             return None
-        return json.loads(results_path.read_text())
+        results = json.loads(results_path.read_text())
     except Exception:  # a damaged cache is simply retrained
         return None
-
-
-def _series(mapping: dict) -> pd.Series:
-    return pd.Series({("avg" if key == "avg" else float(key)): value for key, value in mapping.items()})
+    return results if results.get("completed", True) and "map" in results else None
 
 
 def run_demo(run_dir="runs/demo", *, force: bool = False, progress: bool = True, config: Config | None = None) -> int:
     """Train (unless a finished run with the same config is cached) and print the table."""
-    from wtal_kit.train import dataset_label, train, untrained_result
-
     run_dir = Path(run_dir)
     config = config or demo_config()
     results = None if force else _cached(run_dir, config)
     if results is None:
         print(f"Training the default '{config.preset}' preset on the {dataset_label(config)} (CPU: a few minutes) ...")
         train(config, run_dir, progress=progress)
-        untrained, _ = untrained_result(config)
-        results = json.loads((run_dir / "results.json").read_text())
-        results["untrained_map"] = {str(k): float(v) for k, v in untrained.items()}
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        untrained = untrained_result(config)
+        results = json.loads((run_dir / RESULTS).read_text())
+        results["untrained_map"] = map_to_json(untrained.mean_ap)
+        write_results(run_dir, results)
     else:
         print(f"Using the finished demo run in {run_dir} (pass --force to retrain).")
-    ours = _series(results["map"])
+    ours = map_from_json(results["map"])
     rows = [
         (f"ours — embedded synthetic benchmark, {config.preset} preset, checkpoint: {results['checkpoint']}", ours),
     ]
     if "untrained_map" in results:
-        rows.append(("untrained model — same embedded synthetic benchmark", _series(results["untrained_map"])))
+        rows.append(("untrained model — same embedded synthetic benchmark", map_from_json(results["untrained_map"])))
     published = published_row(table=1, dataset="THUMOS14", method="Islam & Radke (paper)")
     rows.append(("published (real THUMOS14, paper Table 1) — not comparable", published))
     print()

@@ -4,8 +4,8 @@ Inputs are the tables of :mod:`wtal_kit.data.tables` (seconds, class names):
 ground truth ``video, label, t_start, t_end`` and detections with an extra ``score``.
 The evaluator knows nothing about models or torch.
 
-Two protocols
--------------
+Two protocols (docs/method.md, "Evaluation protocols")
+------------------------------------------------------
 Both rank the detections of a class by score, descending, with a *stable* sort
 (equal scores keep their input order), and both average over the classes present
 in the ground truth (a class with ground truth and no detections has AP 0;
@@ -50,16 +50,18 @@ the largest component), not over detections × thresholds.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from wtal_kit.config import EVAL_PROTOCOLS, Config
 from wtal_kit.data.tables import check_detections, check_ground_truth
 from wtal_kit.errors import InputError
 
-DEFAULT_IOU_THRESHOLDS = (0.1, 0.3, 0.5, 0.7)  # the paper's tables (Sec. 4.2)
+DEFAULT_IOU_THRESHOLDS = Config.iou_thresholds  # the paper's tables (Sec. 4.1); defined once, in Config
 ACTIVITYNET_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # 0.5:0.05:0.95, ActivityNet's average mAP
-PROTOCOLS = ("activitynet", "wtalc")
+PROTOCOLS = EVAL_PROTOCOLS
 
 
 # ----------------------------------------------------------------------------- public API
@@ -188,33 +190,80 @@ def _iou(a_start, a_end, b_start, b_end) -> np.ndarray:
 
 
 def _per_class_ap_arrays(gt, det, classes, thresholds, protocol) -> np.ndarray:
-    n_classes, n_thresholds = len(classes), len(thresholds)
     gt_class = pd.Categorical(gt["label"], categories=classes).codes.astype(np.int64)  # (G,)
-    gt_count = np.bincount(gt_class, minlength=n_classes)  # (C,) instances per class
-    if len(det) == 0:
-        return np.zeros((n_classes, n_thresholds))
-
     video_code, _ = pd.factorize(np.concatenate([gt["video"].to_numpy(), det["video"].to_numpy()]))
-    n_videos = int(video_code.max()) + 1
-    gt_group = gt_class * n_videos + video_code[: len(gt)]  # (G,) one id per (class, video)
-
     det_class = pd.Categorical(det["label"], categories=classes).codes.astype(np.int64)  # (D,)
-    det_score = det["score"].to_numpy()
-    # Rank: by class, then score descending; lexsort is stable, so ties keep input order.
-    ranked = np.lexsort((-det_score, det_class))  # (D,)
-    det_class = det_class[ranked]
-    det_group = det_class * n_videos + video_code[len(gt) :][ranked]  # (D,)
-    det_start = det["t_start"].to_numpy()[ranked]
-    det_end = det["t_end"].to_numpy()[ranked]
+    ground_truth = CodedIntervals(gt_class, video_code[: len(gt)], gt["t_start"].to_numpy(), gt["t_end"].to_numpy())
+    detections = CodedIntervals(
+        det_class, video_code[len(gt) :], det["t_start"].to_numpy(), det["t_end"].to_numpy(), det["score"].to_numpy()
+    )
+    return average_precision_codes(ground_truth, detections, len(classes), thresholds, protocol)
 
-    is_tp = _match(
-        gt_group, gt["t_start"].to_numpy(), gt["t_end"].to_numpy(), det_group, det_start, det_end, thresholds, protocol
+
+@dataclass(frozen=True)
+class CodedIntervals:
+    """Ground truth or detections as integer codes and float arrays (the evaluator's inner form).
+
+    label: (n,) class code in [0, num_classes); video: (n,) any non-negative integer
+    video code (equal codes = same video); t_start, t_end: (n,) seconds; score: (n,)
+    for detections, None for ground truth. Row order is input order (ties keep it).
+    """
+
+    label: np.ndarray
+    video: np.ndarray
+    t_start: np.ndarray
+    t_end: np.ndarray
+    score: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+def _ranked(ground_truth: CodedIntervals, detections: CodedIntervals, num_classes: int):
+    """Group ids (class, video) and the detections' rank order: by class, then score descending."""
+    n_videos = int(max(ground_truth.video.max(initial=-1), detections.video.max(initial=-1))) + 1
+    gt_group = ground_truth.label * n_videos + ground_truth.video  # (G,) one id per (class, video)
+    # Rank: by class, then score descending; lexsort is stable, so ties keep input order.
+    ranked = np.lexsort((-detections.score, detections.label))  # (D,)
+    det_group = detections.label[ranked] * n_videos + detections.video[ranked]  # (D,)
+    return gt_group, det_group, ranked
+
+
+def true_positives_codes(ground_truth: CodedIntervals, detections: CodedIntervals, num_classes: int, thresholds, protocol):
+    """The one-to-one matching at each threshold (see the module docstring).
+
+    Returns is_tp (D, T), in the detections' input order, and matched (G, T): whether
+    each ground-truth instance was matched.
+    """
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    is_tp = np.zeros((len(detections), len(thresholds)), dtype=bool)
+    if len(detections) == 0 or len(ground_truth) == 0:
+        return is_tp, np.zeros((len(ground_truth), len(thresholds)), dtype=bool)
+    gt_group, det_group, ranked = _ranked(ground_truth, detections, num_classes)
+    is_tp[ranked], matched = _match(
+        gt_group, ground_truth.t_start, ground_truth.t_end, det_group,
+        detections.t_start[ranked], detections.t_end[ranked], thresholds, protocol,
+    )
+    return is_tp, matched
+
+
+def average_precision_codes(ground_truth: CodedIntervals, detections: CodedIntervals, num_classes: int, thresholds, protocol) -> np.ndarray:
+    """AP (num_classes, T) of coded inputs; every class must have ground truth and every
+    detection's class must be one of them (:func:`per_class_ap` drops the others first)."""
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    gt_count = np.bincount(ground_truth.label, minlength=num_classes)  # (C,) instances per class
+    if len(detections) == 0:
+        return np.zeros((num_classes, len(thresholds)))
+    gt_group, det_group, ranked = _ranked(ground_truth, detections, num_classes)
+    is_tp, _ = _match(
+        gt_group, ground_truth.t_start, ground_truth.t_end, det_group,
+        detections.t_start[ranked], detections.t_end[ranked], thresholds, protocol,
     )  # (D, T) in ranked order
-    return _average_precision(is_tp, det_class, gt_count, protocol)
+    return _average_precision(is_tp, detections.label[ranked], gt_count, protocol)
 
 
 def _match(gt_group, gt_start, gt_end, det_group, det_start, det_end, thresholds, protocol) -> np.ndarray:
-    """Greedy one-to-one matching of ranked detections; returns is_tp (D, T)."""
+    """Greedy one-to-one matching of ranked detections; returns is_tp (D, T) and the ground truth's matched (G, T)."""
     n_det, n_thresholds = len(det_group), len(thresholds)
     is_tp = np.zeros((n_det, n_thresholds), dtype=bool)
 
@@ -228,8 +277,9 @@ def _match(gt_group, gt_start, gt_end, det_group, det_start, det_end, thresholds
     pair_iou = _iou(det_start[pair_det], det_end[pair_det], gt_start[pair_gt], gt_end[pair_gt])  # (P,)
     reachable = pair_iou >= thresholds.min()  # a pair below every threshold can never match
     pair_det, pair_gt, pair_iou = pair_det[reachable], pair_gt[reachable], pair_iou[reachable]
+    matched = np.zeros((len(gt_group), n_thresholds), dtype=bool)  # (G, T)
     if len(pair_det) == 0:
-        return is_tp
+        return is_tp, matched
 
     # 2. Rank of each reachable detection inside its (finer) component of reachable intervals.
     live_det, pair_start = np.unique(pair_det, return_index=True)  # (L,), (L,) first pair of each
@@ -255,7 +305,6 @@ def _match(gt_group, gt_start, gt_end, det_group, det_start, det_end, thresholds
     pair_bounds = np.append(new_start, len(pair_gt))[det_bounds]  # pairs of step r
 
     # 4. One step per rank r: the r-th detection of every component, all thresholds at once.
-    matched = np.zeros((len(gt_group), n_thresholds), dtype=bool)  # (G, T)
     for r in range(len(det_bounds) - 1):
         d0, d1 = det_bounds[r], det_bounds[r + 1]
         p0, p1 = pair_bounds[r], pair_bounds[r + 1]
@@ -273,7 +322,7 @@ def _match(gt_group, gt_start, gt_end, det_group, det_start, det_end, thresholds
         det_row, threshold_col = np.nonzero(chosen < p1 - p0)
         matched[gt_index[chosen[det_row, threshold_col]], threshold_col] = True
         is_tp[live_det[d0:d1][det_row], threshold_col] = True
-    return is_tp
+    return is_tp, matched
 
 
 def _average_precision(is_tp, det_class, gt_count, protocol) -> np.ndarray:

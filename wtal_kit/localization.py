@@ -1,6 +1,6 @@
 """From segment scores to detections: the two localization protocols.
 
-``"paper"`` (Section 3.5 / 4.2 of the paper, METHOD.md "Localization (3.5)")
+``"paper"`` (Section 3.5 / 4.2 of the paper; docs/method.md, "Localization")
     For each class separately keep the segments with ``y_i^c >= threshold``
     (the paper discards scores *less than* 0.5); each maximal run
     ``[i_s, i_e]`` of kept segments is one detection with score
@@ -38,10 +38,15 @@ import numpy as np
 import pandas as pd
 
 from wtal_kit import timegrid
+from wtal_kit.config import LOCALIZATIONS, Config
 from wtal_kit.data.tables import DETECTION_COLUMNS, check_detections, empty_detections
 from wtal_kit.errors import InputError
+from wtal_kit.timegrid import DEFAULT_SECONDS_PER_SEGMENT
 
-PROTOCOLS = ("paper", "wsad_code")
+PROTOCOLS = LOCALIZATIONS
+# Shortest detection kept, in segments, when min_length is not given: the paper keeps every run,
+# the released code drops runs of one segment.
+DEFAULT_MIN_LENGTH = {"paper": 1, "wsad_code": 2}
 
 _SINGLE_VIDEO_COLUMNS = ["label", "t_start", "t_end", "score"]
 
@@ -133,24 +138,37 @@ def _runs(kept: np.ndarray):
     Returns ``(classes, starts, ends)``, each (n,) int64, ordered by class, then
     start; ``ends`` is exclusive (one past the last kept segment).
     """
-    num_classes = kept.shape[1]
-    border = np.zeros((num_classes, 1), dtype=np.int8)
-    padded = np.concatenate([border, kept.T.astype(np.int8), border], axis=1)  # (C, T + 2)
-    steps = np.diff(padded, axis=1)  # (C, T + 1): +1 where a run starts, -1 one past where it ends
-    # np.nonzero walks row-major: class first, then position, so starts and ends pair up in order.
-    classes, starts = np.nonzero(steps == 1)
+    return runs_in_rows(kept.T)
+
+
+def runs_in_rows(kept_rows: np.ndarray):
+    """Maximal runs of True in each row of ``kept_rows`` (R, L): ``(rows, starts, ends)``, ordered by row, then start."""
+    num_rows = kept_rows.shape[0]
+    border = np.zeros((num_rows, 1), dtype=np.int8)
+    padded = np.concatenate([border, kept_rows.astype(np.int8), border], axis=1)  # (R, L + 2)
+    steps = np.diff(padded, axis=1)  # (R, L + 1): +1 where a run starts, -1 one past where it ends
+    # np.nonzero walks row-major: row first, then position, so starts and ends pair up in order.
+    rows, starts = np.nonzero(steps == 1)
     _, ends = np.nonzero(steps == -1)
-    return classes.astype(np.int64), starts.astype(np.int64), ends.astype(np.int64)
+    return rows.astype(np.int64), starts.astype(np.int64), ends.astype(np.int64)
 
 
 def _run_max(values: np.ndarray, classes, starts, ends) -> np.ndarray:
     """max(values[starts[j]:ends[j], classes[j]]) for every run j; (n,)."""
-    num_segments = values.shape[0]
-    flat = np.append(values.T.ravel(), -np.inf)  # (C * T + 1,): class-major; the pad keeps indices valid
+    return run_max_in_rows(padded_rows(values.T), values.shape[0], classes, starts, ends)
+
+
+def padded_rows(rows: np.ndarray) -> np.ndarray:
+    """(R, L) -> (R * L + 1,): the rows one after another, then a -inf pad; what :func:`run_max_in_rows` reads."""
+    return np.append(np.ascontiguousarray(rows).ravel(), -np.inf)
+
+
+def run_max_in_rows(flat_rows: np.ndarray, row_length: int, rows, starts, ends) -> np.ndarray:
+    """max over ``[starts[j], ends[j])`` of row ``rows[j]``, for rows of ``row_length`` flattened by :func:`padded_rows`; (n,)."""
     bounds = np.empty(2 * len(starts), dtype=np.int64)
-    bounds[0::2] = classes * num_segments + starts
-    bounds[1::2] = classes * num_segments + ends  # <= C * T, inside thanks to the pad
-    return np.maximum.reduceat(flat, bounds)[0::2]
+    bounds[0::2] = rows * row_length + starts
+    bounds[1::2] = rows * row_length + ends  # <= R * L, inside thanks to the pad
+    return np.maximum.reduceat(flat_rows, bounds)[0::2]
 
 
 def _touches_ambiguous(starts, ends, intervals: np.ndarray, sps: float) -> np.ndarray:
@@ -185,7 +203,7 @@ def _table(classes, t_start, t_end, score) -> pd.DataFrame:
 # the block rule (Eq. 2-4) in numpy
 
 
-def block_topk_mean(x, block_size: int = 60, k: int = 10) -> np.ndarray:
+def block_topk_mean(x, block_size: int = Config.block_size, k: int = Config.k) -> np.ndarray:
     """Mean of the k largest values of each class in each block; (n_B, C).
 
     Blocks as in Eq. 2-4: ``n_B = max(1, floor(T / l_w))``; the first ``n_B - 1``
@@ -214,11 +232,13 @@ def block_topk_mean(x, block_size: int = 60, k: int = 10) -> np.ndarray:
 # one video
 
 
-def localize(scores, video_scores, threshold=0.5, gamma=0.7, seconds_per_segment=16 / 25) -> pd.DataFrame:
+def localize(
+    probs, video_probs, threshold=Config.threshold, gamma=Config.gamma, seconds_per_segment=DEFAULT_SECONDS_PER_SEGMENT
+) -> pd.DataFrame:
     """The paper's localization (Section 3.5) for ONE video.
 
-    ``scores``: (T, C) segment probabilities ``y_i^c = sigmoid(s_i^c)`` in [0, 1];
-    ``video_scores``: (C,) video probabilities ``P(c|V)`` (Eq. 2) in [0, 1].
+    ``probs``: (T, C) segment probabilities ``y_i^c = sigmoid(s_i^c)`` in [0, 1];
+    ``video_probs``: (C,) video probabilities ``P(c|V)`` (Eq. 2) in [0, 1].
     Keeps segments with ``y >= threshold``; each maximal run ``[i_s, i_e]`` of kept
     segments of a class is one detection scored ``max_{i_s..i_e} y + gamma * P(c|V)``,
     from the start of segment ``i_s`` to the end of segment ``i_e`` (seconds, via
@@ -227,18 +247,18 @@ def localize(scores, video_scores, threshold=0.5, gamma=0.7, seconds_per_segment
     Returns a DataFrame with columns ``label`` (int class index), ``t_start``,
     ``t_end``, ``score``; rows ordered by class, then start.
     """
-    probs = _check_matrix(scores, "scores")  # (T, C)
-    _check_probabilities(probs, "scores")
-    video_probs = np.asarray(video_scores, dtype=np.float64)
+    probs = _check_matrix(probs, "probs")  # (T, C)
+    _check_probabilities(probs, "probs")
+    video_probs = np.asarray(video_probs, dtype=np.float64)
     if video_probs.shape != (probs.shape[1],):
         raise InputError(
-            f"must have shape ({probs.shape[1]},) to match the {probs.shape[1]} classes of scores, "
+            f"must have shape ({probs.shape[1]},) to match the {probs.shape[1]} classes of probs, "
             f"got {video_probs.shape}",
-            field="video_scores",
+            field="video_probs",
         )
     if not np.isfinite(video_probs).all():
-        raise InputError("non-finite value", field="video_scores")
-    _check_probabilities(video_probs, "video_scores")
+        raise InputError("non-finite value", field="video_probs")
+    _check_probabilities(video_probs, "video_probs")
     threshold = _check_number(threshold, "threshold")
     if not 0 < threshold < 1:
         raise InputError(f"must lie in (0, 1), got {threshold!r}", field="threshold")
@@ -248,9 +268,12 @@ def localize(scores, video_scores, threshold=0.5, gamma=0.7, seconds_per_segment
     return _table(*_paper_arrays(probs, video_probs, threshold, gamma, sps))
 
 
-def _paper_arrays(probs, video_probs, threshold, gamma, sps):
+def _paper_arrays(probs, video_probs, threshold, gamma, sps, min_length=1):
     """The paper protocol on checked inputs -> (class, t_start, t_end, score) arrays."""
     classes, starts, ends = _runs(probs >= threshold)  # paper: discard scores < threshold
+    if min_length > 1:
+        long_enough = ends - starts >= min_length
+        classes, starts, ends = classes[long_enough], starts[long_enough], ends[long_enough]
     if classes.size == 0:
         return _EMPTY_ARRAYS
     peak = _run_max(probs, classes, starts, ends)  # max_{i_s..i_e} y_i^c
@@ -264,7 +287,14 @@ def _paper_arrays(probs, video_probs, threshold, gamma, sps):
 
 
 def localize_wsad_code(
-    logits, seconds_per_segment=16 / 25, block_size=60, k=10, gamma=0.7, min_length=2, ambiguous=None
+    logits,
+    seconds_per_segment=DEFAULT_SECONDS_PER_SEGMENT,
+    block_size=Config.block_size,
+    k=Config.k,
+    gamma=Config.gamma,
+    min_length=DEFAULT_MIN_LENGTH["wsad_code"],
+    ambiguous=None,
+
 ) -> pd.DataFrame:
     """The authors' released localization (asrafulashiq/wsad) for ONE video on raw logits.
 
@@ -350,29 +380,31 @@ def _ambiguous_by_video(ambiguous) -> dict:
 
 def localize_videos(
     logits,
-    video_scores,
+    video_probs,
     class_names,
     protocol="paper",
     *,
-    kappa=4.0,
-    threshold=0.5,
-    gamma=0.7,
-    seconds_per_segment=16 / 25,
-    block_size=60,
-    k=10,
-    min_length=2,
+    kappa=Config.kappa,
+    threshold=Config.threshold,
+    gamma=Config.gamma,
+    seconds_per_segment=DEFAULT_SECONDS_PER_SEGMENT,
+    block_size=Config.block_size,
+    k=Config.k,
+    min_length=None,
     ambiguous=None,
 ) -> pd.DataFrame:
     """Localize many videos; return the standard detections table.
 
     ``logits``: Mapping video name -> (T_v, C) raw class activations.
-    ``video_scores``: Mapping video name -> (C,) ``P(c|V)``; used by ``"paper"``
+    ``video_probs``: Mapping video name -> (C,) ``P(c|V)``; used by ``"paper"``
     only (may be None for ``"wsad_code"``).
     ``class_names``: the C class names; ``label`` in the output is the name.
     ``protocol="paper"``: :func:`localize` on ``y = sigmoid(clip(logits, -kappa, kappa))``
     (``kappa=None``: no clipping), with ``threshold``, ``gamma``.
     ``protocol="wsad_code"``: :func:`localize_wsad_code` on the raw logits, with
     ``block_size``, ``k``, ``gamma``, ``min_length``.
+    ``min_length``: shortest detection kept, in segments (None: 1 for ``"paper"``,
+    which keeps every run, and 2 for ``"wsad_code"``, the released code's value).
     ``ambiguous``: DataFrame (video, t_start, t_end) or None; when given, a
     detection of a video overlapping one of that video's intervals (the
     released code's grid test, see the module docstring) is dropped under
@@ -386,10 +418,10 @@ def localize_videos(
         raise InputError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}", field="protocol")
     if not isinstance(logits, Mapping):
         raise InputError(f"must be a mapping video -> (T, C) array, got {type(logits).__name__}", field="logits")
-    if protocol == "paper" and not isinstance(video_scores, Mapping):
+    if protocol == "paper" and not isinstance(video_probs, Mapping):
         raise InputError(
-            f"the paper protocol needs a mapping video -> (C,) P(c|V), got {type(video_scores).__name__}",
-            field="video_scores",
+            f"the paper protocol needs a mapping video -> (C,) P(c|V), got {type(video_probs).__name__}",
+            field="video_probs",
         )
     names = np.asarray([str(name) for name in class_names], dtype=object)  # (C,)
     if kappa is not None:
@@ -402,6 +434,7 @@ def localize_videos(
         if not 0 < threshold < 1:
             raise InputError(f"must lie in (0, 1), got {threshold!r}", field="threshold")
     gamma = _check_number(gamma, "gamma")
+    min_length = DEFAULT_MIN_LENGTH[protocol] if min_length is None else min_length
     min_length = _check_number(min_length, "min_length", integer=True, minimum=1)
 
     # Per video, plain arrays; one DataFrame at the end (a DataFrame per video costs
@@ -417,14 +450,14 @@ def localize_videos(
                 )
             intervals = ambiguous_by_video.get(video)
             if protocol == "paper":
-                if video not in video_scores:
-                    raise InputError("missing from video_scores", field="video_scores")
-                video_probs = np.asarray(video_scores[video], dtype=np.float64)
-                if video_probs.shape != (len(names),) or not np.isfinite(video_probs).all():
-                    raise InputError(f"must be {len(names)} finite probabilities, got shape {video_probs.shape}", field="video_scores")
-                _check_probabilities(video_probs, "video_scores")
+                if video not in video_probs:
+                    raise InputError("missing from video_probs", field="video_probs")
+                probs_of_video = np.asarray(video_probs[video], dtype=np.float64)  # (C,)
+                if probs_of_video.shape != (len(names),) or not np.isfinite(probs_of_video).all():
+                    raise InputError(f"must be {len(names)} finite probabilities, got shape {probs_of_video.shape}", field="video_probs")
+                _check_probabilities(probs_of_video, "video_probs")
                 clipped = values if kappa is None else np.clip(values, -kappa, kappa)  # phi_kappa (Eq. 1)
-                found = _paper_arrays(_sigmoid(clipped), video_probs, threshold, gamma, sps)
+                found = _paper_arrays(_sigmoid(clipped), probs_of_video, threshold, gamma, sps, min_length)
                 if intervals is not None and len(found[0]):
                     starts = timegrid.seconds_to_feature_grid(found[1], sps)  # (n,) i_s
                     ends = timegrid.seconds_to_feature_grid(found[2], sps)  # (n,) i_e + 1, exclusive

@@ -1,56 +1,450 @@
-"""Torch-free steps from a scores file to detections and mAP.
+"""From a scores file to detections, mAP and per-video views, prepared once: :class:`Localizer`.
 
-``wtal localize``, ``wtal evaluate`` and the dashboards go through here: they
-read an HDF5 scores file (:func:`wtal_kit.data.hdf5.read_scores`), never a model.
+``wtal localize``, ``wtal evaluate``, training's periodic evaluation and the
+dashboards go through here; nothing here needs torch or a model.
+
+A :class:`Localizer` is built once per scores file (and per kappa). It keeps every
+video's activations stacked into one array, with their sigmoid probabilities and
+P(c|V), and the ground truth as integer codes, so that
+
+- a threshold move finds the runs of the whole split in one vectorized pass
+  (runs are cached per threshold and minimum length),
+- a gamma move only rescores the cached runs (``score = max + gamma * P(c|V)``,
+  docs/method.md, "Localization"), and
+- evaluation works on integer codes, without building a detections table.
+
+Results are identical to :func:`wtal_kit.localization.localize_videos` followed by
+:func:`wtal_kit.evaluate.per_class_ap` (the tests compare them exactly).
 """
 
 from __future__ import annotations
 
-from wtal_kit import evaluate as evaluation
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from wtal_kit import timegrid
+from wtal_kit.config import EVAL_PROTOCOLS, LOCALIZATIONS, Config
 from wtal_kit.data.hdf5 import Scores
-from wtal_kit.localize import localize_videos
+from wtal_kit.data.tables import DETECTION_COLUMNS
+from wtal_kit.errors import InputError
+from wtal_kit.evaluate import (
+    CodedIntervals,
+    _average_precision,
+    _check_thresholds,
+    average_precision_codes,
+    true_positives_codes,
+    with_average,
+)
+from wtal_kit.localization import (
+    DEFAULT_MIN_LENGTH,
+    _sigmoid,
+    block_topk_mean,
+    padded_rows,
+    run_max_in_rows,
+    runs_in_rows,
+)
 
-DEFAULT_BLOCK_SIZE = 60
-DEFAULT_K = 10
+CACHED_RUN_SETS = 16  # run sets kept per Localizer (one per threshold / minimum length seen)
 
 
-def detections_from_scores(
-    scores: Scores,
-    protocol: str = "paper",
-    *,
-    threshold: float = 0.5,
-    gamma: float = 0.7,
-    min_length: int = 2,
-):
-    """Localize every video of a scores file; returns the detections table.
+@dataclass(frozen=True)
+class Evaluation:
+    """mAP per tIoU threshold (fractions, with "avg") and the per-class AP table (index: class name)."""
 
-    ``paper``: sigmoid of the clipped activations (kappa from the file) and the
-    stored video scores P(c|V). ``wsad_code``: raw logits, blocks and k from the
-    file, the annotations' ambiguous intervals dropped.
+    mean_ap: pd.Series
+    per_class: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class VideoView:
+    """What a figure of one video and one class needs; plain arrays and tables, no plotting.
+
+    segment, t_start, t_end: (T,) segment index and its interval in seconds.
+    probs: (T,) y = sigmoid(clip(s)) of the class (the paper localizes on it); logits: (T,) raw s.
+    curve / curve_threshold: what the chosen localization thresholds and where (probs and the
+    threshold for "paper"; logits and the video's midpoint for "wsad_code").
+    video_prob: P(c|V). detections: label, t_start, t_end, score, true_positive (at ``tiou``).
+    ground_truth: label, t_start, t_end, matched (at ``tiou``). ambiguous: t_start, t_end.
     """
-    block_size = scores.attrs.get("block_size")
-    block_size = DEFAULT_BLOCK_SIZE if block_size is None else int(block_size)
-    k = scores.attrs.get("k")
-    k = DEFAULT_K if k is None else int(k)
-    return localize_videos(
-        scores.logits,
-        scores.video_scores_by_video(),
-        list(scores.annotations.classes),
-        protocol=protocol,
-        kappa=scores.kappa,
-        threshold=threshold,
-        gamma=gamma,
-        seconds_per_segment=scores.seconds_per_segment,
-        block_size=block_size,
-        k=k,
-        min_length=min_length,
-        ambiguous=scores.annotations.ambiguous if protocol == "wsad_code" else None,
-    )
+
+    video: str
+    label: str
+    duration: float
+    seconds_per_segment: float
+    segment: np.ndarray
+    t_start: np.ndarray
+    t_end: np.ndarray
+    probs: np.ndarray
+    logits: np.ndarray
+    curve: np.ndarray
+    curve_threshold: float
+    video_prob: float
+    detections: pd.DataFrame
+    ground_truth: pd.DataFrame
+    ambiguous: pd.DataFrame
+    localization: str
+    threshold: float
+    gamma: float
+    tiou: float
 
 
-def evaluate_detections(ground_truth, detections, iou_thresholds=evaluation.DEFAULT_IOU_THRESHOLDS, protocol="activitynet"):
-    """mAP per threshold (with "avg") and the per-class AP table."""
-    per_class = evaluation.per_class_ap(ground_truth, detections, iou_thresholds=iou_thresholds, protocol=protocol)
-    # detection_map is this mean over the ground-truth classes; computing it from the table evaluates once.
-    mean_ap = per_class.mean(axis=0).rename("mAP")
-    return evaluation.with_average(mean_ap), per_class
+@dataclass(frozen=True)
+class _Runs:
+    """Runs of kept segments of the whole split, in the order localize_videos gives (video, class, start)."""
+
+    video: np.ndarray  # (n,) video index
+    label: np.ndarray  # (n,) class index
+    start: np.ndarray  # (n,) first segment, local to the video
+    end: np.ndarray  # (n,) one past the last segment
+    peak: np.ndarray  # (n,) max of the thresholded curve over the run
+
+
+class Localizer:
+    """Detections, mAP and per-video views of one scores file, for any threshold, gamma and protocol.
+
+    ``Localizer(run.scores("test"))``; ``kappa`` (the clipping bound of Eq. 1) defaults
+    to the one the scores were made with.
+    """
+
+    def __init__(self, scores: Scores, kappa: float | None | str = "from scores"):
+        self.scores = scores
+        self.annotations = scores.annotations
+        self.kappa = scores.kappa if kappa == "from scores" else kappa
+        self.seconds_per_segment = scores.seconds_per_segment
+        self.classes = np.asarray(self.annotations.classes, dtype=object)  # (C,)
+        self.videos = np.asarray(self.annotations.videos, dtype=object)  # (N,)
+        self.num_classes = len(self.classes)
+        block_size = scores.attrs.get("block_size")
+        self.block_size = Config.block_size if block_size is None else int(block_size)
+        k = scores.attrs.get("k")
+        self.k = Config.k if k is None else int(k)
+
+        lengths = np.array([len(scores.logits[video]) for video in self.videos], dtype=np.int64)  # (N,)
+        # Videos stacked along time, each followed by one separator position that is never kept,
+        # so that a run can never cross from one video into the next.
+        self.lengths = lengths
+        self.video_start = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])  # (N,) first position of each video
+        total = int((lengths + 1).sum())
+        logits_rows = np.full((self.num_classes, total), -np.inf)  # (C, total), classes as rows
+        for i, video in enumerate(self.videos):
+            logits_rows[:, self.video_start[i] : self.video_start[i] + lengths[i]] = np.asarray(scores.logits[video], dtype=np.float64).T
+        self.separator = np.isneginf(logits_rows[0])  # (total,) True on separator positions
+        self._logits_rows = logits_rows
+        clipped = logits_rows if self.kappa is None else np.clip(logits_rows, -self.kappa, self.kappa)  # phi_kappa (Eq. 1)
+        self._probs_rows = np.where(self.separator, 0.0, _sigmoid(np.where(self.separator, 0.0, clipped)))  # (C, total)
+        self._probs_flat = padded_rows(self._probs_rows)
+        self._logits_flat = None  # built on first wsad_code use
+        self.video_probs = np.asarray(scores.video_probs, dtype=np.float64)  # (N, C) P(c|V)
+        self._wsad_video_score = None  # (N, C), built on first wsad_code use
+        self._run_cache: OrderedDict = OrderedDict()
+
+        ground_truth = self.annotations.ground_truth()
+        self.ground_truth = ground_truth
+        video_index = {video: i for i, video in enumerate(self.videos)}
+        class_index = {name: c for c, name in enumerate(self.classes)}
+        self._gt_video = ground_truth["video"].map(video_index).to_numpy(dtype=np.int64)  # (G,)
+        self._gt_label = ground_truth["label"].map(class_index).to_numpy(dtype=np.int64)  # (G,)
+        self._gt_start = ground_truth["t_start"].to_numpy(dtype=np.float64)
+        self._gt_end = ground_truth["t_end"].to_numpy(dtype=np.float64)
+        # Evaluation averages over the classes with ground truth, in sorted name order (as per_class_ap).
+        self.eval_classes = np.unique(ground_truth["label"].to_numpy()) if len(ground_truth) else np.zeros(0, dtype=object)
+        self._eval_code = np.full(self.num_classes, -1, dtype=np.int64)  # (C,) class index -> evaluation code
+        self._eval_code[[class_index[name] for name in self.eval_classes]] = np.arange(len(self.eval_classes))
+        ambiguous = self.annotations.ambiguous
+        ambiguous = ambiguous[ambiguous["video"].isin(video_index)]
+        self._ambiguous_video = ambiguous["video"].map(video_index).to_numpy(dtype=np.int64)
+        self._ambiguous_bounds = ambiguous[["t_start", "t_end"]].to_numpy(dtype=np.float64).reshape(-1, 2)
+
+    # -- checks ---------------------------------------------------------------------------
+    @staticmethod
+    def _settings(threshold, gamma, localization, min_length):
+        if localization not in LOCALIZATIONS:
+            raise InputError(f"unknown localization {localization!r}; expected one of {LOCALIZATIONS}", field="localization")
+        try:
+            threshold, gamma = float(threshold), float(gamma)
+        except (TypeError, ValueError):
+            raise InputError(f"threshold and gamma must be numbers, got {threshold!r}, {gamma!r}", field="threshold") from None
+        if localization == "paper" and not 0 < threshold < 1:
+            raise InputError(f"must lie in (0, 1), got {threshold!r}", field="threshold")
+        if not np.isfinite(gamma):
+            raise InputError(f"must be finite, got {gamma!r}", field="gamma")
+        min_length = DEFAULT_MIN_LENGTH[localization] if min_length is None else min_length
+        if isinstance(min_length, bool) or int(min_length) != min_length or min_length < 1:
+            raise InputError(f"must be an integer >= 1, got {min_length!r}", field="min_length")
+        return threshold, gamma, int(min_length)
+
+    # -- runs (cached) ------------------------------------------------------------------------
+    def _runs(self, threshold: float, localization: str, min_length: int) -> _Runs:
+        key = (localization, threshold if localization == "paper" else None, min_length)
+        runs = self._run_cache.get(key)
+        if runs is None:
+            runs = self._paper_runs(threshold, min_length) if localization == "paper" else self._wsad_runs(min_length)
+            self._run_cache[key] = runs
+            if len(self._run_cache) > CACHED_RUN_SETS:
+                self._run_cache.popitem(last=False)
+        else:
+            self._run_cache.move_to_end(key)
+        return runs
+
+    def _order(self, label, start, end, flat, min_length):
+        """Runs (rows = classes) -> _Runs in (video, class, start) order, with their peaks."""
+        keep = end - start >= min_length
+        label, start, end = label[keep], start[keep], end[keep]
+        peak = run_max_in_rows(flat, len(self.separator), label, start, end) if len(label) else np.zeros(0)
+        video = np.searchsorted(self.video_start, start, side="right") - 1  # (n,)
+        order = np.lexsort((start, label, video))  # localize_videos: by video, then class, then start
+        local = start - self.video_start[video]
+        return _Runs(video[order], label[order], local[order], (end - start)[order] + local[order], peak[order])
+
+    def _paper_runs(self, threshold: float, min_length: int) -> _Runs:
+        kept = self._probs_rows >= threshold  # (C, total); separators hold 0 < threshold
+        label, start, end = runs_in_rows(kept)
+        return self._order(label, start, end, self._probs_flat, min_length)
+
+    def _wsad_prepare(self):
+        if self._logits_flat is None:
+            self._logits_flat = padded_rows(self._logits_rows)
+            self._wsad_video_score = np.stack(
+                [
+                    block_topk_mean(self._logits_rows[:, s : s + n].T, self.block_size, self.k).max(axis=0)  # (C,) max over blocks
+                    for s, n in zip(self.video_start, self.lengths)
+                ]
+            ) if len(self.videos) else np.zeros((0, self.num_classes))
+            bounds = np.append(self.video_start, len(self.separator))
+            starts = bounds[:-1]
+            masked_high = np.where(self.separator, -np.inf, self._logits_rows)
+            masked_low = np.where(self.separator, np.inf, self._logits_rows)
+            highest = np.maximum.reduceat(masked_high, starts, axis=1)  # (C, N)
+            lowest = np.minimum.reduceat(masked_low, starts, axis=1)  # (C, N)
+            self._wsad_threshold = highest - (highest - lowest) * 0.5  # (C, N) the code's midpoint per video
+
+    def _wsad_runs(self, min_length: int) -> _Runs:
+        self._wsad_prepare()
+        video_of_position = np.repeat(np.arange(len(self.videos)), self.lengths + 1)  # (total,)
+        kept = self._logits_rows > self._wsad_threshold[:, video_of_position]  # (C, total); separators: -inf
+        label, start, end = runs_in_rows(kept)
+        runs = self._order(label, start, end, self._logits_flat, min_length)
+        if len(self._ambiguous_video) and len(runs.video):
+            sps = self.seconds_per_segment
+            grid_start = timegrid.seconds_to_feature_grid(self._ambiguous_bounds[:, 0], sps)
+            grid_end = timegrid.seconds_to_feature_grid(self._ambiguous_bounds[:, 1], sps)
+            touched = np.zeros(len(runs.video), dtype=bool)
+            for video, a, b in zip(self._ambiguous_video, grid_start, grid_end):
+                # range(start, end) and range(a, b) share an index <=> max(start, a) < min(end, b)
+                touched |= (runs.video == video) & (np.maximum(runs.start, a) < np.minimum(runs.end, b))
+            runs = _Runs(*(array[~touched] for array in (runs.video, runs.label, runs.start, runs.end, runs.peak)))
+        return runs
+
+    def _detection_arrays(self, threshold, gamma, localization, min_length):
+        """(runs, t_start, t_end, score) of the whole split."""
+        runs = self._runs(threshold, localization, min_length)
+        sps = self.seconds_per_segment
+        if localization == "paper":
+            t_start = timegrid.segment_start_seconds(runs.start, sps)
+            t_end = timegrid.segment_end_seconds(runs.end - 1, sps)  # end - 1 = i_e, the last kept segment
+            score = runs.peak + gamma * self.video_probs[runs.video, runs.label]  # max y + gamma * P(c|V)
+        else:
+            t_start = timegrid.feature_grid_to_seconds(runs.start, sps)
+            t_end = timegrid.feature_grid_to_seconds(runs.end, sps)  # exclusive grid end e -> e * sps
+            score = runs.peak + gamma * self._wsad_video_score[runs.video, runs.label]
+        return runs, t_start, t_end, score
+
+    # -- public -----------------------------------------------------------------------------
+    def detections(
+        self,
+        threshold: float = Config.threshold,
+        gamma: float = Config.gamma,
+        localization: str = Config.localization,
+        min_length: int | None = None,
+    ) -> pd.DataFrame:
+        """The whole split's detections (columns video, label, t_start, t_end, score).
+
+        localization: "paper" (sigmoid >= threshold, Sec. 3.5) or "wsad_code" (the
+        released code's midpoint threshold on raw logits; ``threshold`` is not used).
+        min_length: shortest detection kept, in segments (None: 1 for paper, 2 for wsad_code).
+        """
+        threshold, gamma, min_length = self._settings(threshold, gamma, localization, min_length)
+        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length)
+        return pd.DataFrame(
+            {
+                "video": self.videos[runs.video],
+                "label": self.classes[runs.label],
+                "t_start": t_start,
+                "t_end": t_end,
+                "score": score,
+            },
+            columns=DETECTION_COLUMNS,
+        )
+
+    def _coded(self, threshold, gamma, localization, min_length):
+        """Ground truth and detections as evaluation codes (detections of classes without ground truth dropped)."""
+        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length)
+        code = self._eval_code[runs.label]
+        has_gt = code >= 0
+        detections = CodedIntervals(code[has_gt], runs.video[has_gt], t_start[has_gt], t_end[has_gt], score[has_gt])
+        ground_truth = CodedIntervals(self._eval_code[self._gt_label], self._gt_video, self._gt_start, self._gt_end)
+        return ground_truth, detections, runs, has_gt
+
+    def evaluate(
+        self,
+        threshold: float = Config.threshold,
+        gamma: float = Config.gamma,
+        localization: str = Config.localization,
+        min_length: int | None = None,
+        iou_thresholds=Config.iou_thresholds,
+        eval_protocol: str = Config.eval_protocol,
+    ) -> Evaluation:
+        """mAP per tIoU threshold (with "avg") and per-class AP of the whole split."""
+        threshold, gamma, min_length = self._settings(threshold, gamma, localization, min_length)
+        thresholds = _check_thresholds(iou_thresholds)
+        if eval_protocol not in EVAL_PROTOCOLS:
+            raise InputError(f"unknown protocol {eval_protocol!r}; expected one of {EVAL_PROTOCOLS}", field="eval_protocol")
+        if len(self.eval_classes) == 0:
+            raise InputError("ground truth is empty: there is no class to evaluate", file=self.scores.path or None, field="label")
+        ground_truth, detections, _, _ = self._coded(threshold, gamma, localization, min_length)
+        ap = average_precision_codes(ground_truth, detections, len(self.eval_classes), thresholds, eval_protocol)
+        per_class = pd.DataFrame(
+            ap, index=pd.Index(self.eval_classes, name="label", dtype=object), columns=pd.Index(thresholds, name="tiou")
+        )
+        return Evaluation(with_average(per_class.mean(axis=0).rename("mAP")), per_class)
+
+    def _matches(self, threshold, gamma, localization, min_length, tiou, eval_protocol):
+        """Per detection of the split: (runs, t_start, t_end, score, true positive); per ground truth: matched."""
+        ground_truth, detections, runs, has_gt = self._coded(threshold, gamma, localization, min_length)
+        is_tp, gt_matched = true_positives_codes(ground_truth, detections, len(self.eval_classes), [tiou], eval_protocol)
+        true_positive = np.zeros(len(runs.video), dtype=bool)
+        true_positive[has_gt] = is_tp[:, 0]
+        return runs, detections, has_gt, true_positive, gt_matched[:, 0]
+
+    def video_table(
+        self,
+        threshold: float = Config.threshold,
+        gamma: float = Config.gamma,
+        localization: str = Config.localization,
+        min_length: int | None = None,
+        tiou: float = 0.5,
+        eval_protocol: str = Config.eval_protocol,
+    ) -> pd.DataFrame:
+        """One row per video, for a sortable list: duration, ground truth, detections, true and false
+        positives and missed ground truth at ``tiou``, and the video's AP (mean over its ground-truth
+        classes of the AP of its own detections; NaN without ground truth)."""
+        threshold, gamma, min_length = self._settings(threshold, gamma, localization, min_length)
+        tiou = float(_check_thresholds([tiou])[0])
+        runs, detections, has_gt, true_positive, gt_matched = self._matches(threshold, gamma, localization, min_length, tiou, eval_protocol)
+        n = len(self.videos)
+        table = pd.DataFrame(
+            {
+                "video": self.videos,
+                "duration": self.annotations.durations,
+                "ground_truth": np.bincount(self._gt_video, minlength=n),
+                "detections": np.bincount(runs.video, minlength=n),
+                "true_positives": np.bincount(runs.video, weights=true_positive, minlength=n).astype(np.int64),
+                "missed": np.bincount(self._gt_video, weights=~gt_matched, minlength=n).astype(np.int64),
+            }
+        )
+        table["false_positives"] = table["detections"] - table["true_positives"]
+        table["ap"] = self._video_ap(detections, true_positive[has_gt], tiou, eval_protocol)
+        return table
+
+    def _video_ap(self, detections: CodedIntervals, is_tp: np.ndarray, tiou: float, eval_protocol: str) -> np.ndarray:
+        """(N,) mean over each video's ground-truth classes of the AP of that (video, class) alone."""
+        n_classes = max(1, len(self.eval_classes))
+        gt_group = self._gt_video * n_classes + self._eval_code[self._gt_label]  # (G,)
+        groups, gt_group_code = np.unique(gt_group, return_inverse=True)  # dense ids of (video, class) with ground truth
+        det_group = detections.video * n_classes + detections.label  # (D,)
+        position = np.searchsorted(groups, det_group)
+        position = np.minimum(position, max(len(groups) - 1, 0))
+        with_gt = (len(groups) > 0) & (groups[position] == det_group) if len(groups) else np.zeros(len(det_group), bool)
+        det_code = position[with_gt]
+        # Ranked inside each group by score, descending; ties keep input order (as the evaluator).
+        order = np.lexsort((-detections.score[with_gt], det_code))
+        ap = _average_precision(
+            is_tp[with_gt][order][:, None], det_code[order], np.bincount(gt_group_code, minlength=len(groups)), eval_protocol
+        )[:, 0]  # (groups,)
+        group_video = groups // n_classes
+        total = np.bincount(group_video, weights=ap, minlength=len(self.videos))
+        count = np.bincount(group_video, minlength=len(self.videos))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+    def top_classes(self, video: str) -> list[str]:
+        """The video's classes for a picker: its ground-truth classes, then the others by P(c|V)."""
+        i = self._video_index(video)
+        truth = list(dict.fromkeys(self.classes[self._gt_label[self._gt_video == i]]))
+        rest = [self.classes[c] for c in np.argsort(-self.video_probs[i], kind="stable") if self.classes[c] not in truth]
+        return truth + rest
+
+    def _video_index(self, video: str) -> int:
+        hits = np.flatnonzero(self.videos == video)
+        if len(hits) == 0:
+            raise InputError("no such video in these scores", file=self.scores.path or None, video=video)
+        return int(hits[0])
+
+    def view(
+        self,
+        video: str,
+        label: str | None = None,
+        threshold: float = Config.threshold,
+        gamma: float = Config.gamma,
+        localization: str = Config.localization,
+        min_length: int | None = None,
+        tiou: float = 0.5,
+        eval_protocol: str = Config.eval_protocol,
+    ) -> VideoView:
+        """One video and one class (default: its first ground-truth class, else its top P(c|V))."""
+        threshold, gamma, min_length = self._settings(threshold, gamma, localization, min_length)
+        tiou = float(_check_thresholds([tiou])[0])
+        i = self._video_index(video)
+        label = self.top_classes(video)[0] if label is None else label
+        hits = np.flatnonzero(self.classes == label)
+        if len(hits) == 0:
+            raise InputError(f"unknown class {label!r}", file=self.scores.path or None, field="label")
+        c = int(hits[0])
+        sps = self.seconds_per_segment
+        n, s = int(self.lengths[i]), int(self.video_start[i])
+        segment = np.arange(n)
+        logits = self._logits_rows[c, s : s + n].copy()
+        probs = self._probs_rows[c, s : s + n].copy()
+        if localization == "paper":
+            curve, curve_threshold = probs, threshold
+        else:
+            self._wsad_prepare()
+            curve, curve_threshold = logits, float(self._wsad_threshold[c, i])
+
+        # True / false positives: matching is independent per (video, class), so this video's
+        # detections of class c against its ground truth of class c give the split's answer.
+        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length)
+        mine = (runs.video == i) & (runs.label == c)
+        gt_mine = (self._gt_video == i) & (self._gt_label == c)
+        detections = CodedIntervals(np.zeros(mine.sum(), np.int64), np.zeros(mine.sum(), np.int64), t_start[mine], t_end[mine], score[mine])
+        ground_truth = CodedIntervals(np.zeros(gt_mine.sum(), np.int64), np.zeros(gt_mine.sum(), np.int64), self._gt_start[gt_mine], self._gt_end[gt_mine])
+        is_tp, gt_matched = true_positives_codes(ground_truth, detections, 1, [tiou], eval_protocol)
+        ambiguous = self._ambiguous_bounds[self._ambiguous_video == i]
+        return VideoView(
+            video=str(video),
+            label=str(label),
+            duration=float(self.annotations.durations[i]),
+            seconds_per_segment=sps,
+            segment=segment,
+            t_start=timegrid.segment_start_seconds(segment, sps),
+            t_end=timegrid.segment_end_seconds(segment, sps),
+            probs=probs,
+            logits=logits,
+            curve=curve,
+            curve_threshold=float(curve_threshold),
+            video_prob=float(self.video_probs[i, c]),
+            detections=pd.DataFrame(
+                {"label": str(label), "t_start": t_start[mine], "t_end": t_end[mine], "score": score[mine], "true_positive": is_tp[:, 0]}
+            ),
+            ground_truth=pd.DataFrame(
+                {"label": str(label), "t_start": self._gt_start[gt_mine], "t_end": self._gt_end[gt_mine], "matched": gt_matched[:, 0]}
+            ),
+            ambiguous=pd.DataFrame({"t_start": ambiguous[:, 0], "t_end": ambiguous[:, 1]}),
+            localization=localization,
+            threshold=threshold,
+            gamma=gamma,
+            tiou=tiou,
+        )

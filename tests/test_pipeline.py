@@ -1,0 +1,230 @@
+"""The Localizer: exact agreement with localize_videos + per_class_ap, views, per-video table.
+
+Grid: seconds_per_segment = 16/25 = 0.64 s, so segment i covers [0.64 i, 0.64 (i + 1)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wtal_kit import timegrid
+from wtal_kit.data.annotations import Annotations
+from wtal_kit.data.hdf5 import Scores, read_scores
+from wtal_kit.errors import InputError
+from wtal_kit.evaluate import per_class_ap
+from wtal_kit.localization import _sigmoid, localize_videos
+from wtal_kit.pipeline import Localizer
+
+SPS = 16 / 25
+
+
+def make_scores(annotations: Annotations, seed: int, kappa=4.0) -> Scores:
+    """Random but structured activations: each video's ground-truth classes are raised on their instances."""
+    rng = np.random.default_rng(seed)
+    num_segments = timegrid.num_segments(annotations.durations, SPS)
+    logits = {}
+    class_index = {c: i for i, c in enumerate(annotations.classes)}
+    for video, n in zip(annotations.videos, num_segments):
+        values = rng.normal(-1.0, 1.5, size=(int(n), annotations.num_classes)).astype(np.float32)
+        for row in annotations.instances[annotations.instances["video"] == video].itertuples():
+            first, last = timegrid.segment_containing([row.t_start, row.t_end], SPS)
+            values[first : last + 1, class_index[row.label]] += rng.uniform(1, 5)
+        values[rng.random(values.shape) < 0.01] = 2.0  # some exact ties
+        logits[video] = values
+    video_probs = rng.random((annotations.num_videos, annotations.num_classes)).astype(np.float32)
+    attrs = {"seconds_per_segment": SPS, "kappa": kappa, "block_size": 60, "k": 10}
+    return Scores(annotations=annotations, logits=logits, video_probs=video_probs, attrs=attrs)
+
+
+@pytest.fixture(scope="module")
+def test_split(thumos_annotations):
+    return thumos_annotations.select(thumos_annotations.indices("test"))
+
+
+@pytest.fixture(scope="module")
+def random_scores(test_split):
+    return make_scores(test_split, seed=1)
+
+
+def reference(scores: Scores, localization, threshold=0.5, gamma=0.7, min_length=None, kappa="from scores"):
+    """The existing functions, composed as before the Localizer existed."""
+    return localize_videos(
+        scores.logits,
+        scores.video_probs_by_video(),
+        list(scores.annotations.classes),
+        protocol=localization,
+        kappa=scores.kappa if kappa == "from scores" else kappa,
+        threshold=threshold,
+        gamma=gamma,
+        seconds_per_segment=scores.seconds_per_segment,
+        block_size=60,
+        k=10,
+        min_length=min_length,
+        ambiguous=scores.annotations.ambiguous if localization == "wsad_code" else None,
+    )
+
+
+SETTINGS = [
+    dict(localization="paper", threshold=0.5, gamma=0.7),
+    dict(localization="paper", threshold=0.2, gamma=0.0),
+    dict(localization="paper", threshold=0.85, gamma=2.5, min_length=3),
+    dict(localization="wsad_code", threshold=0.5, gamma=0.7),
+    dict(localization="wsad_code", threshold=0.5, gamma=0.3, min_length=1),
+]
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+def test_detections_equal_localize_videos(random_scores, settings):
+    expected = reference(random_scores, **settings)
+    found = Localizer(random_scores).detections(**settings)
+    assert len(found) > 100
+    pd.testing.assert_frame_equal(found, expected, check_exact=True)
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+@pytest.mark.parametrize("eval_protocol", ["activitynet", "wtalc"])
+def test_evaluate_equals_per_class_ap(random_scores, settings, eval_protocol):
+    thresholds = (0.1, 0.3, 0.5, 0.7, 0.9)
+    expected = per_class_ap(random_scores.annotations.ground_truth(), reference(random_scores, **settings), thresholds, eval_protocol)
+    evaluation = Localizer(random_scores).evaluate(**settings, iou_thresholds=thresholds, eval_protocol=eval_protocol)
+    pd.testing.assert_frame_equal(evaluation.per_class, expected, check_exact=True)
+    mean = expected.mean(axis=0)
+    assert [evaluation.mean_ap[t] for t in thresholds] == mean.tolist()
+    assert evaluation.mean_ap["avg"] == mean.mean()
+
+
+def test_no_clipping_and_other_kappa(random_scores):
+    for kappa in (None, 1.0):
+        found = Localizer(random_scores, kappa=kappa).detections(threshold=0.6)
+        pd.testing.assert_frame_equal(found, reference(random_scores, "paper", threshold=0.6, kappa=kappa), check_exact=True)
+
+
+def test_trained_run_agrees(trained_quick_run):
+    """On a trained model's scores file, the same agreement (the demo's kind of run)."""
+    scores = read_scores(trained_quick_run.run_dir / "scores_test.h5")
+    localizer = Localizer(scores)
+    for settings in SETTINGS[:2] + SETTINGS[3:4]:
+        detections = reference(scores, **settings)
+        pd.testing.assert_frame_equal(localizer.detections(**settings), detections, check_exact=True)
+        expected = per_class_ap(scores.annotations.ground_truth(), detections)
+        pd.testing.assert_frame_equal(localizer.evaluate(**settings).per_class, expected, check_exact=True)
+    # the run's own report came through the same path
+    assert localizer.evaluate().mean_ap.tolist() == trained_quick_run.mean_ap.tolist()
+
+
+def test_gamma_change_only_rescores(random_scores, monkeypatch):
+    localizer = Localizer(random_scores)
+    localizer.evaluate(threshold=0.5, gamma=0.7)
+    calls = []
+    import wtal_kit.pipeline as pipeline
+
+    original = pipeline.runs_in_rows
+    monkeypatch.setattr(pipeline, "runs_in_rows", lambda kept: calls.append(1) or original(kept))
+    for gamma in (0.0, 0.3, 1.5):
+        localizer.evaluate(threshold=0.5, gamma=gamma)
+        localizer.detections(threshold=0.5, gamma=gamma)
+    assert calls == []  # gamma moves reuse the runs
+    localizer.evaluate(threshold=0.6, gamma=0.7)
+    assert calls == [1]  # a threshold move finds runs once
+
+
+def test_bad_settings_are_input_errors(random_scores):
+    localizer = Localizer(random_scores)
+    for kwargs, field in [
+        (dict(threshold=1.5), "threshold"),
+        (dict(gamma=float("nan")), "gamma"),
+        (dict(localization="nms"), "localization"),
+        (dict(min_length=0), "min_length"),
+    ]:
+        with pytest.raises(InputError) as info:
+            localizer.detections(**kwargs)
+        assert info.value.field == field
+    with pytest.raises(InputError, match="no such video"):
+        localizer.view("nope")
+    with pytest.raises(InputError, match="unknown class"):
+        localizer.view(random_scores.annotations.videos[0], label="Juggling")
+
+
+# -- one video, by hand ---------------------------------------------------------------------
+@pytest.fixture()
+def tiny():
+    """Two videos, two classes. Video a (10 segments = 6.4 s): class Diving high on segments 2-4
+    and 7; ground truth Diving [1.28, 3.2] (segments 2-4 exactly) and [5.12, 5.76]; an ambiguous
+    interval [8.0, 9.0]. Video b: nothing above 0.5, ground truth Golf [0, 1]."""
+    logits_a = np.full((10, 2), -3.0, dtype=np.float32)
+    logits_a[2:5, 0] = [1.0, 2.0, 1.5]
+    logits_a[7, 0] = 3.0
+    logits_b = np.full((5, 2), -2.0, dtype=np.float32)
+    annotations = Annotations(
+        name="tiny",
+        videos=np.array(["a", "b"], dtype=object),
+        subsets=np.array(["test", "test"], dtype=object),
+        classes=("Diving", "Golf"),
+        durations=np.array([6.4, 3.2]),
+        video_labels=np.array([[True, False], [False, True]]),
+        instances=pd.DataFrame({"video": ["a", "a", "b"], "label": ["Diving", "Diving", "Golf"],
+                                "t_start": [1.28, 5.12, 0.0], "t_end": [3.2, 5.76, 1.0]}),
+        ambiguous=pd.DataFrame({"video": ["a"], "t_start": [8.0], "t_end": [9.0]}),
+    )
+    attrs = {"seconds_per_segment": SPS, "kappa": 4.0, "block_size": 60, "k": 10}
+    video_probs = np.array([[0.9, 0.1], [0.2, 0.3]], dtype=np.float32)
+    return Scores(annotations=annotations, logits={"a": logits_a, "b": logits_b}, video_probs=video_probs, attrs=attrs)
+
+
+def test_view_by_hand(tiny):
+    view = Localizer(tiny).view("a", tiou=0.5)
+    assert view.label == "Diving"  # its ground-truth class first
+    assert view.segment.tolist() == list(range(10))
+    np.testing.assert_allclose(view.t_start, np.arange(10) * SPS)
+    np.testing.assert_allclose(view.t_end, (np.arange(10) + 1) * SPS)
+    np.testing.assert_allclose(view.probs, _sigmoid(np.clip(tiny.logits["a"][:, 0].astype(np.float64), -4, 4)))
+    assert view.video_prob == pytest.approx(0.9)
+    assert view.curve_threshold == 0.5
+    # detections: segments 2-4 -> [1.28, 3.2] (a perfect match), segment 7 -> [4.48, 5.12] (touches, IoU 0)
+    det = view.detections
+    assert det["t_start"].tolist() == pytest.approx([1.28, 4.48]) and det["t_end"].tolist() == pytest.approx([3.2, 5.12])
+    assert det["score"].tolist() == pytest.approx([_sigmoid(np.array(2.0)) + 0.7 * 0.9, _sigmoid(np.array(3.0)) + 0.7 * 0.9])
+    assert det["true_positive"].tolist() == [True, False]
+    assert view.ground_truth["matched"].tolist() == [True, False]
+    assert view.ambiguous[["t_start", "t_end"]].values.tolist() == [[8.0, 9.0]]
+
+
+def test_video_table_by_hand(tiny):
+    table = Localizer(tiny).video_table(tiou=0.5).set_index("video")
+    assert table.loc["a", ["ground_truth", "detections", "true_positives", "false_positives", "missed"]].tolist() == [2, 2, 1, 1, 1]
+    assert table.loc["b", ["ground_truth", "detections", "true_positives", "false_positives", "missed"]].tolist() == [1, 0, 0, 0, 1]
+    # video a, class Diving: ranked [FP (score higher: peak 3.0), TP]; precision at the TP 1/2, recall 1/2 -> AP 0.25
+    assert table.loc["a", "ap"] == pytest.approx(0.25)
+    assert table.loc["b", "ap"] == 0.0
+
+
+def test_video_table_matches_per_video_evaluation(random_scores):
+    localizer = Localizer(random_scores)
+    table = localizer.video_table(threshold=0.4, gamma=0.7, tiou=0.3).set_index("video")
+    detections = localizer.detections(threshold=0.4, gamma=0.7)
+    ground_truth = random_scores.annotations.ground_truth()
+    for video in random_scores.annotations.videos[::25]:
+        gt = ground_truth[ground_truth["video"] == video]
+        det = detections[detections["video"] == video]
+        det = det[det["label"].isin(gt["label"])]  # other classes do not enter this video's AP
+        expected = per_class_ap(gt, det, [0.3])[0.3].mean()
+        assert table.loc[video, "ap"] == pytest.approx(expected, abs=1e-12), video
+        assert table.loc[video, "ground_truth"] == len(gt)
+    # true positives over the split = what the split-wide evaluation matched
+    assert table["true_positives"].sum() + table["false_positives"].sum() == len(detections)
+
+
+def test_views_agree_with_the_table(random_scores):
+    localizer = Localizer(random_scores)
+    table = localizer.video_table(tiou=0.5).set_index("video")
+    for video in random_scores.annotations.videos[:30:3]:
+        tp = sum(int(localizer.view(video, label, tiou=0.5).detections["true_positive"].sum()) for label in random_scores.annotations.classes)
+        assert tp == table.loc[video, "true_positives"], video
+
+
+def test_top_classes(tiny):
+    localizer = Localizer(tiny)
+    assert localizer.top_classes("a") == ["Diving", "Golf"]
+    assert localizer.top_classes("b") == ["Golf", "Diving"]

@@ -1,0 +1,119 @@
+"""From a model to scores: class activations of whole videos and their video probabilities.
+
+:func:`infer` runs the model of :mod:`wtal_kit.model` on every segment of the
+videos asked for (no training window) and computes P(c|V) with the block rule
+of Eq. 2-4 (docs/method.md). :func:`scores_in_memory` wraps the result in the
+same :class:`~wtal_kit.data.hdf5.Scores` object a scores file gives, so that
+localization and evaluation never need the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from wtal_kit import losses
+from wtal_kit.config import Config
+from wtal_kit.data.annotations import Annotations
+from wtal_kit.data.dataset import FeatureDataset
+from wtal_kit.data.hdf5 import Scores
+from wtal_kit.errors import InputError
+from wtal_kit.model import WtalModel
+
+MAX_BATCH_SEGMENTS = 16384  # inference batches hold at most this many (padded) segments
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when present, else CPU; ``cuda`` without a GPU is an input error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA device is available", field="device")
+    return torch.device(name)
+
+
+def build_model(config: Config, num_classes: int, generator: torch.Generator | None = None) -> WtalModel:
+    """The network a config describes; ``generator`` draws its initial weights (else torch's global RNG)."""
+    return WtalModel(
+        feature_dim=config.feature_dim, num_classes=num_classes, dropout=config.dropout, kappa=config.kappa, generator=generator
+    )
+
+
+@torch.inference_mode()
+def infer(
+    model: WtalModel,
+    dataset: FeatureDataset,
+    indices,
+    config: Config,
+    device=None,
+    progress: bool = False,
+    max_batch_segments: int = MAX_BATCH_SEGMENTS,
+) -> tuple[list, np.ndarray]:
+    """Class activations of whole videos and their video probabilities.
+
+    Videos are grouped by length into padded batches of at most
+    ``max_batch_segments`` segments (padding is masked by ``lengths``).
+    Returns (logits: list of (n_i, C) float32 raw activations in the order of
+    ``indices``, video_probs: (N, C) float32 P(c|V)).
+    """
+    device = device or next(model.parameters()).device
+    indices = list(indices)
+    was_training = model.training
+    model.eval()
+    arrays = [dataset.features(i) for i in indices]
+    order = np.argsort([len(a) for a in arrays], kind="stable")
+    logits_out: list = [None] * len(indices)
+    probs_out = np.zeros((len(indices), dataset.annotations.num_classes), dtype=np.float32)  # (N, C)
+    autocast = device.type == "cuda" and config.bf16
+    bar = tqdm(total=len(indices), desc="inference", unit="video", disable=not progress, leave=False)
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and (stop - start + 1) * len(arrays[order[stop]]) <= max_batch_segments:
+            stop += 1
+        chunk = order[start:stop]
+        lengths = np.array([len(arrays[j]) for j in chunk], dtype=np.int64)
+        batch = np.zeros((len(chunk), int(lengths.max()), dataset.feature_dim), dtype=np.float32)  # (b, T, d)
+        for row, j in enumerate(chunk):
+            batch[row, : lengths[row]] = arrays[j]
+        x = torch.from_numpy(batch).to(device, non_blocking=True)
+        lengths_t = torch.from_numpy(lengths).to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            _, cas, logits = model(x)  # (b, T, C) each
+        probs = losses.video_probs(cas.float(), lengths_t, block_size=config.effective_block_size, k=config.k)  # (b, C)
+        logits = logits.float().cpu().numpy()
+        probs = probs.float().cpu().numpy()
+        for row, j in enumerate(chunk):
+            logits_out[j] = logits[row, : lengths[row]].copy()
+            probs_out[j] = probs[row]
+        bar.update(len(chunk))
+        start = stop
+    bar.close()
+    model.train(was_training)
+    return logits_out, probs_out
+
+
+def scores_attrs(config: Config, name: str, subset: str, checkpoint: str) -> dict:
+    """What a scores file records beside the activations: enough to localize without the config."""
+    return {
+        "name": name,
+        "subset": subset,
+        "seconds_per_segment": config.seconds_per_segment,
+        "kappa": config.kappa,
+        "block_size": config.block_size,
+        "block_processing": config.block_processing,
+        "k": config.k,
+        "config": config.to_dict(),
+        "checkpoint": checkpoint,
+    }
+
+
+def scores_in_memory(split_annotations: Annotations, logits, video_probs, attrs: dict) -> Scores:
+    """A :class:`Scores` without a file; ``logits`` in the order of ``split_annotations.videos``."""
+    return Scores(
+        annotations=split_annotations,
+        logits=dict(zip(split_annotations.videos, logits)),
+        video_probs=video_probs,
+        attrs=attrs,
+    )

@@ -1,0 +1,206 @@
+"""Runs on disk: checkpoints, the results of a run, and :func:`load_run` for notebooks.
+
+A run directory (written by :func:`wtal_kit.train`) holds::
+
+    config.json        the config used
+    checkpoint.pt      the last checkpoint (the reported model), written atomically
+    checkpoint_best.pt only with checkpoint_selection="best_test_map" (the released code's choice)
+    metrics.csv        iteration, loss terms (mean since the previous evaluation), mAP per tIoU threshold and their average
+    scores_<subset>.h5 raw class activations + P(c|V) of a split (read without torch)
+    detections_<subset>.json  ActivityNet-style results
+    results.json       the final mAP table, which checkpoint it comes from, preset, protocol, dataset
+
+Checkpoints are loaded with ``weights_only=True``: loading one never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from wtal_kit.atomic import atomic_path, atomic_write_text
+from wtal_kit.config import Config
+from wtal_kit.data.annotations import Annotations
+from wtal_kit.data.hdf5 import Scores, read_scores, write_scores
+from wtal_kit.datasets import load_dataset, split_subsets
+from wtal_kit.errors import InputError
+from wtal_kit.inference import build_model, infer, resolve_device, scores_attrs
+from wtal_kit.model import WtalModel
+from wtal_kit.pipeline import Localizer
+
+CHECKPOINT = "checkpoint.pt"
+BEST_CHECKPOINT = "checkpoint_best.pt"
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+RESULTS = "results.json"
+
+
+def scores_file_name(subset: str) -> str:
+    return f"scores_{subset}.h5"
+
+
+def detections_file_name(subset: str) -> str:
+    return f"detections_{subset}.json"
+
+
+# -- checkpoints ----------------------------------------------------------------------
+def save_checkpoint(path, model, custom_factors, optimizer, iteration: int, rng_state: dict, config: Config, extra=None):
+    """Everything :func:`wtal_kit.train` needs to resume exactly: weights, optimizer, random streams.
+
+    rng_state: {"numpy": the batch sampler's bit-generator state, "torch": the training
+    generator's state (a uint8 tensor)}.
+    """
+    state = {
+        "model": model.state_dict(),
+        "custom_factors": None if custom_factors is None else custom_factors.detach().cpu(),
+        "optimizer": optimizer.state_dict(),
+        "iteration": iteration,
+        "numpy_rng": json.dumps(rng_state["numpy"]),
+        "torch_rng": rng_state["torch"],
+        "config": json.dumps(config.to_dict()),
+        "extra": json.dumps(extra or {}),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("checkpoint not found", file=path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise InputError(f"cannot load checkpoint ({type(exc).__name__}: {exc})", file=path) from None
+
+
+def load_model(path, device="cpu") -> tuple[WtalModel, Config]:
+    """The model (in eval mode) and config stored in a checkpoint."""
+    state = load_checkpoint(path, map_location=device)
+    config = Config.from_dict(json.loads(state["config"]))
+    num_classes = state["model"]["classifier.weight"].shape[0]
+    model = build_model(config, num_classes).to(device)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, config
+
+
+# -- results --------------------------------------------------------------------------
+def map_from_json(mapping: dict) -> pd.Series:
+    """An mAP series (index: tIoU thresholds as floats, then "avg") from its JSON form."""
+    return pd.Series({("avg" if key == "avg" else float(key)): float(value) for key, value in mapping.items()}, name="mAP")
+
+
+def map_to_json(mean_ap: pd.Series) -> dict:
+    return {str(key): float(value) for key, value in mean_ap.items()}
+
+
+def write_results(run_dir: Path, results: dict) -> None:
+    atomic_write_text(Path(run_dir) / RESULTS, json.dumps(results, indent=2) + "\n")
+
+
+# -- a run, for notebooks -------------------------------------------------------------
+@dataclass(eq=False)
+class Run:
+    """A finished (or interrupted) run directory, opened by :func:`load_run`.
+
+    ``config`` and ``results`` are read at once; the metrics, the annotations, the
+    scores of each subset and the model are read when first asked for.
+    """
+
+    path: Path
+    config: Config
+    results: dict
+    _scores: dict = field(default_factory=dict, repr=False)
+    _annotations: Annotations | None = field(default=None, repr=False)
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """The training log (metrics.csv): iteration, loss terms, mAP per tIoU threshold and their average."""
+        path = self.path / METRICS
+        if not path.is_file():
+            raise InputError("this run has no metrics log", file=path)
+        return pd.read_csv(path)
+
+    @property
+    def mean_ap(self) -> pd.Series:
+        """The reported mAP per tIoU threshold and "avg" (fractions)."""
+        if "map" not in self.results:
+            raise InputError("this run has no final results yet (interrupted?)", file=self.path / RESULTS)
+        return map_from_json(self.results["map"])
+
+    @property
+    def test_subset(self) -> str:
+        """The held-out subset the run is evaluated on."""
+        if "test_subset" in self.results:
+            return self.results["test_subset"]
+        return split_subsets(self.config, self.annotations)[1]
+
+    @property
+    def annotations(self) -> Annotations:
+        """Annotations of the run's whole dataset (every subset)."""
+        if self._annotations is None:
+            self._annotations = load_dataset(self.config).annotations
+        return self._annotations
+
+    def scores_path(self, subset: str | None = None) -> Path:
+        return self.path / scores_file_name(subset or self.test_subset)
+
+    @property
+    def subsets_with_scores(self) -> list[str]:
+        return sorted(p.name[len("scores_") : -len(".h5")] for p in self.path.glob("scores_*.h5"))
+
+    def scores(self, subset: str | None = None, *, device: str = "auto", progress: bool = True) -> Scores:
+        """The scores of ``subset`` (default: the held-out one), read once and kept.
+
+        Without a scores file for that subset, inference computes it (on the GPU when
+        there is one, ``device="auto"``) and writes it atomically into the run.
+        """
+        subset = subset or self.test_subset
+        if subset not in self._scores:
+            path = self.scores_path(subset)
+            if not path.is_file():
+                self._write_scores(subset, device=device, progress=progress)
+            self._scores[subset] = read_scores(path)
+        return self._scores[subset]
+
+    def localizer(self, subset: str | None = None, **kwargs):
+        """A :class:`wtal_kit.Localizer` on :meth:`scores` of ``subset``."""
+        return Localizer(self.scores(subset, **kwargs))
+
+    def model(self, device: str = "cpu", checkpoint: str = CHECKPOINT) -> WtalModel:
+        """The trained model in eval mode (loaded with weights_only=True)."""
+        model, _ = load_model(self.path / checkpoint, device=resolve_device(device))
+        return model
+
+    def _write_scores(self, subset: str, *, device: str, progress: bool) -> Path:
+        torch_device = resolve_device(device)
+        model, config = load_model(self.path / CHECKPOINT, device=torch_device)
+        dataset = load_dataset(config)
+        annotations = dataset.annotations
+        indices = annotations.indices(subset)
+        logits, video_probs = infer(model, dataset, indices, config, torch_device, progress=progress)
+        attrs = scores_attrs(config, annotations.name, subset, CHECKPOINT)
+        return write_scores(self.scores_path(subset), annotations, indices, logits, video_probs, attrs)
+
+
+def load_run(run_dir) -> Run:
+    """Open a run directory written by :func:`wtal_kit.train` (or ``wtal train``)."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise InputError("no such run directory", file=path)
+    config = Config.from_json(path / CONFIG)
+    results_path = path / RESULTS
+    results = {}
+    if results_path.is_file():
+        try:
+            results = json.loads(results_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc})", file=results_path) from None
+        if not isinstance(results, dict):
+            raise InputError("top level must be a JSON object", file=results_path)
+    return Run(path=path, config=config, results=results)
