@@ -4,6 +4,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wtal_kit import timegrid
+from wtal_kit.data.annotations import Annotations
+from wtal_kit.data.hdf5 import Scores
+
+SPS = 16 / 25
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 THUMOS_DIR = REPO_ROOT / "data" / "thumos14"
 ACTIVITYNET_DIR = REPO_ROOT / "data" / "activitynet12"
@@ -44,3 +50,21 @@ def trained_quick_run(tmp_path_factory):
 
     config = Config.from_preset("quick", **LEARNING)
     return train(config, tmp_path_factory.mktemp("learn"), progress=False)
+
+
+def make_scores(annotations: Annotations, seed: int, kappa=4.0) -> Scores:
+    """Random but structured activations: each video's ground-truth classes are raised on their instances."""
+    rng = np.random.default_rng(seed)
+    num_segments = timegrid.num_segments(annotations.durations, SPS)
+    logits = {}
+    class_index = {c: i for i, c in enumerate(annotations.classes)}
+    for video, n in zip(annotations.videos, num_segments):
+        values = rng.normal(-1.0, 1.5, size=(int(n), annotations.num_classes)).astype(np.float32)
+        for row in annotations.instances[annotations.instances["video"] == video].itertuples():
+            first, last = timegrid.segment_containing([row.t_start, row.t_end], SPS)
+            values[first : last + 1, class_index[row.label]] += rng.uniform(1, 5)
+        values[rng.random(values.shape) < 0.01] = 2.0  # some exact ties
+        logits[video] = values
+    video_probs = rng.random((annotations.num_videos, annotations.num_classes)).astype(np.float32)
+    attrs = {"seconds_per_segment": SPS, "kappa": kappa, "block_size": 60, "k": 10}
+    return Scores(annotations=annotations, logits=logits, video_probs=video_probs, attrs=attrs)

@@ -28,7 +28,7 @@ def tiny_run(tmp_path_factory):
     return run_dir
 
 
-@pytest.mark.parametrize("command", ["train", "infer", "localize", "evaluate", "convert", "demo"])
+@pytest.mark.parametrize("command", ["train", "infer", "localize", "evaluate", "convert", "demo", "explore"])
 def test_help_explains_each_command(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])

@@ -1,4 +1,4 @@
-"""The Config dataclass: the paper's defaults (METHOD.md, 'Defaults (4.2)'), presets, validation, JSON."""
+"""The Config dataclass: the paper's defaults (docs/method.md, 'Defaults'), presets, validation, JSON."""
 
 import dataclasses
 
@@ -10,7 +10,7 @@ from wtal_kit.errors import InputError
 
 def test_paper_preset_has_the_papers_settings():
     config = Config.from_preset("paper")
-    # METHOD.md "Defaults (4.2)": 300 segments, lambda 1, alpha 3, l_w 60, k 10, kappa 4, batch 20 videos
+    # docs/method.md "Defaults" (paper 4.2): 300 segments, lambda 1, alpha 3, l_w 60, k 10, kappa 4, batch 20 videos
     # of 4 classes, Adam lr 1e-4; mAP at tIoU 0.1/0.3/0.5/0.7; d = 2048 I3D features; 16 frames at 25 fps.
     expected = dict(max_segments=300, metric_weight=1.0, margin=3.0, block_size=60, k=10, kappa=4.0, batch_videos=20,
                     batch_classes=4, lr=1e-4, iou_thresholds=(0.1, 0.3, 0.5, 0.7), feature_dim=2048,

@@ -75,7 +75,7 @@ def test_thumos_label_facts(thumos_annotations):
     a = thumos_annotations
     i = a.index_of("video_test_0000270")
     assert not a.video_labels[i].any()  # empty labels_all
-    # labels_all differs from the instance labels for 28 videos (METHOD.md)
+    # labels_all differs from the instance labels for 28 videos
     from_instances = np.zeros_like(a.video_labels)
     index = {c: j for j, c in enumerate(a.classes)}
     for video, label in zip(a.instances["video"], a.instances["label"]):

@@ -52,7 +52,8 @@ def test_pyproject_lists_every_package():
     config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     code = {
         ".".join(init.parent.relative_to(REPO_ROOT).parts)
-        for init in (REPO_ROOT / "wtal_kit").rglob("__init__.py")
+        for top in ("wtal_kit", "widgets")
+        for init in (REPO_ROOT / top).rglob("__init__.py")
         if "__pycache__" not in init.parts
     }
     data = {"wtal_kit._bundled_data"} | {f"wtal_kit._bundled_data.{d.name}" for d in (REPO_ROOT / "data").iterdir() if d.is_dir()}
@@ -112,13 +113,13 @@ def test_non_editable_install_finds_the_shipped_data(tmp_path):
         "import wtal_kit; assert wtal_kit.__file__.startswith(sys.path[0]), wtal_kit.__file__;"
         "runpy.run_module('wtal_kit.cli', run_name='__main__', alter_sys=True)"
     )
-    args = ["train", "--preset", "quick", "--iterations", "20", "--eval-every", "20", "--feature-dim", "16",
-            "--run-dir", str(run_dir), "--no-progress"]
+    args = ["demo", "--iterations", "10", "--run-dir", str(run_dir), "--no-progress", "--no-serve"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-I", "-c", cli, str(target), *args], capture_output=True, text=True,
                           cwd=elsewhere, timeout=180, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert (run_dir / "results.json").is_file()
+    assert "embedded synthetic benchmark" in done.stdout and "published (real THUMOS14" in done.stdout
     for scores in run_dir.glob("scores_*.h5"):  # no absolute path of this machine in an output file
         content = scores.read_bytes()
         assert str(tmp_path).encode() not in content and str(REPO_ROOT).encode() not in content

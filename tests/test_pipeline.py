@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wtal_kit import timegrid
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.hdf5 import Scores, read_scores
 from wtal_kit.errors import InputError
@@ -17,25 +16,9 @@ from wtal_kit.evaluate import per_class_ap
 from wtal_kit.localization import _sigmoid, localize_videos
 from wtal_kit.pipeline import Localizer
 
+from conftest import make_scores
+
 SPS = 16 / 25
-
-
-def make_scores(annotations: Annotations, seed: int, kappa=4.0) -> Scores:
-    """Random but structured activations: each video's ground-truth classes are raised on their instances."""
-    rng = np.random.default_rng(seed)
-    num_segments = timegrid.num_segments(annotations.durations, SPS)
-    logits = {}
-    class_index = {c: i for i, c in enumerate(annotations.classes)}
-    for video, n in zip(annotations.videos, num_segments):
-        values = rng.normal(-1.0, 1.5, size=(int(n), annotations.num_classes)).astype(np.float32)
-        for row in annotations.instances[annotations.instances["video"] == video].itertuples():
-            first, last = timegrid.segment_containing([row.t_start, row.t_end], SPS)
-            values[first : last + 1, class_index[row.label]] += rng.uniform(1, 5)
-        values[rng.random(values.shape) < 0.01] = 2.0  # some exact ties
-        logits[video] = values
-    video_probs = rng.random((annotations.num_videos, annotations.num_classes)).astype(np.float32)
-    attrs = {"seconds_per_segment": SPS, "kappa": kappa, "block_size": 60, "k": 10}
-    return Scores(annotations=annotations, logits=logits, video_probs=video_probs, attrs=attrs)
 
 
 @pytest.fixture(scope="module")

@@ -194,7 +194,7 @@ def test_planted_segments_match_the_thumos_ground_truth(thumos_annotations):
 def test_activitynet_layout_works_with_zero_length_instances(activitynet_annotations):
     truth = activitynet_annotations.instances
     zero = truth[truth["t_end"] == truth["t_start"]]
-    assert len(zero) == 10  # METHOD.md: 10 zero-length instances
+    assert len(zero) == 10  # ActivityNet1.2 has 10 zero-length instances
     spec = SyntheticSpec(feature_dim=16)
     dataset = make_synthetic_dataset(activitynet_annotations, spec)
     probes = [activitynet_annotations.index_of(v) for v in zero["video"].iloc[[0, 5, 7]]] + [0, 1]
@@ -383,7 +383,7 @@ def test_cooccurrence_rates_hand_computed():
 def test_cooccurring_classes_share_their_prototypes(thumos_annotations):
     rates = cooccurrence_rates(thumos_annotations)
     cliff, diving = thumos_annotations.classes.index("CliffDiving"), thumos_annotations.classes.index("Diving")
-    assert rates[cliff, diving] == 1.0  # every CliffDiving instance lies inside a Diving one (METHOD.md)
+    assert rates[cliff, diving] == 1.0  # every CliffDiving instance lies inside a Diving one
 
     def cosine(sharing):
         prototypes = class_vectors(thumos_annotations, SyntheticSpec.quick(cooccurrence_sharing=sharing)).prototypes

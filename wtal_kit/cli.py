@@ -5,7 +5,8 @@
     wtal localize  scores file -> ActivityNet-style detections JSON
     wtal evaluate  detections JSON or scores file + ground truth -> mAP table, per-class AP
     wtal convert   W-TALC release (pickled .npy) or the embedded benchmark -> HDF5 feature store
-    wtal demo      train the default quick model on the embedded benchmark (cached) and print its table
+    wtal explore   serve the detection explorer (Voila) on a run or scores file
+    wtal demo      train the default quick model on the embedded benchmark (cached), print its table, serve the explorer
 
 Bad input gives one line on stderr and exit code 2, never a traceback.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import json
 import sys
 import typing
@@ -21,6 +23,7 @@ import warnings
 from pathlib import Path
 
 from wtal_kit.errors import InputError, WtalError
+from wtal_kit.timegrid import DEFAULT_SECONDS_PER_SEGMENT
 
 EPILOG = "Numbers on the embedded synthetic benchmark are synthetic-benchmark numbers, not THUMOS14 results."
 
@@ -133,12 +136,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_infer(args) -> int:
+    from wtal_kit.config import Config
     from wtal_kit.data.hdf5 import write_scores
     from wtal_kit.datasets import load_dataset, split_subsets
     from wtal_kit.inference import infer, resolve_device, scores_attrs
     from wtal_kit.runs import load_model
 
-    device = resolve_device(args.device)
+    device = resolve_device(args.device or Config.device)
     model, config = load_model(args.checkpoint, device=device)
     if args.dataset is not None:
         config = config.replace(dataset=args.dataset)
@@ -257,9 +261,64 @@ def cmd_convert(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from wtal_kit.demo import run_demo
+    from wtal_kit.demo import demo_config, run_demo
 
-    return run_demo(args.run_dir, force=args.force, progress=not args.no_progress)
+    config = demo_config() if args.iterations is None else demo_config().replace(iterations=args.iterations, eval_every=args.iterations)
+    run_demo(args.run_dir, force=args.force, progress=not args.no_progress, config=config)
+    if args.no_serve:
+        return 0
+    run_dir = Path(args.run_dir).resolve()
+    print("\nStarting the detection explorer on this run (first start: a few seconds) ...", flush=True)
+    return serve_explorer(run_dir, [], [str(run_dir)], port=args.port)
+
+
+def explorer_notebook() -> Path:
+    """The Voila app of the explorer: notebooks/explorer.ipynb of the repository checkout."""
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "explorer.ipynb"
+    if not path.is_file():
+        raise InputError("the explorer notebook is not installed here (it ships with the repository checkout)", file=path)
+    return path
+
+
+def cmd_explore(args) -> int:
+    from wtal_kit.data.hdf5 import read_scores
+    from wtal_kit.data.jsonio import read_detections_json
+
+    source = Path(args.source).resolve()
+    if source.is_dir():
+        if not (source / "config.json").is_file():
+            raise InputError("not a run folder (no config.json)", file=source)
+        classes = None
+    else:
+        classes = read_scores(source).annotations.classes  # one clear line if it is not a scores file
+    compare = []
+    for item in args.compare or []:
+        name, _, path = item.partition("=")
+        if not name or not path:
+            raise InputError(f"--compare takes NAME=RESULTS.json, got {item!r}", field="compare")
+        read_detections_json(path, classes=classes)  # fail here, in one line, rather than in the page
+        compare.append(f"{name}={Path(path).resolve()}")
+    roots = [str(Path(root).resolve()) for root in (args.root or [])] or [str(source if source.is_dir() else source.parent)]
+    return serve_explorer(source, compare, roots, host=args.host, port=args.port)
+
+
+def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None) -> int:
+    """Serve the explorer until Ctrl-C (or until the server ends)."""
+    from wtal_kit import serve
+
+    notebook = explorer_notebook()
+    port = port or serve.free_port(host=host)
+    process = serve.serve(notebook, port=port, host=host, quiet=True,
+                          params={"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)})
+    try:
+        serve.wait_until_ready(process.url, timeout=120, process=process)
+        print(f"The detection explorer is served at {process.url}  (open it in a browser; Ctrl-C stops it)", flush=True)
+        process.wait()
+    except KeyboardInterrupt:
+        print("stopping the explorer", file=sys.stderr)
+    finally:
+        serve.stop(process)
+    return 0
 
 
 def add_localization_flags(parser, title: str = "localization") -> None:
@@ -293,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="override the dataset of the checkpoint's config (synthetic-thumos14, store.h5, ...)")
     p.add_argument("--subset", default=None, help="which subset to score [the config's test subset]")
     p.add_argument("--out", type=Path, default=None, help="output scores file [next to the checkpoint: scores_<subset>.h5]")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present [auto]")
+    add_field_flag(p, "device", default_note="default")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_infer)
 
@@ -324,15 +383,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic", choices=["thumos14", "activitynet12"], default=None, help="write the embedded synthetic benchmark on this layout instead")
     p.add_argument("--feature-dim", type=int, default=None, help="with --synthetic: feature dimension [2048]")
     p.add_argument("--seed", type=int, default=0, help="with --synthetic: benchmark seed [0]")
-    p.add_argument("--seconds-per-segment", type=float, default=16 / 25, help="duration of one feature segment [0.64 = 16 frames at 25 fps]")
+    p.add_argument("--seconds-per-segment", type=float, default=DEFAULT_SECONDS_PER_SEGMENT, help="duration of one feature segment [0.64 = 16 frames at 25 fps]")
     p.add_argument("--out", type=Path, required=True, help="output HDF5 feature store")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_convert)
 
+    p = sub.add_parser("explore", help="serve the detection explorer (a Voila app) on a run or a scores file",
+                       description="Serve the detection explorer on a run folder or scores file; --compare adds other methods' results.")
+    p.add_argument("source", nargs="?", default="runs/demo", help="a run folder or a scores file [runs/demo]")
+    p.add_argument("--compare", action="append", metavar="NAME=RESULTS.json", help="an ActivityNet-style results JSON to compare (repeatable)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; anything but loopback is reachable by others (no authentication) [127.0.0.1]")
+    p.add_argument("--port", type=int, default=None, help="port [8866, or the next free one]")
+    p.add_argument("--root", action="append", metavar="FOLDER", help="folders the page may open files from (repeatable) [the source's folder]")
+    p.set_defaults(func=cmd_explore)
+
     p = sub.add_parser("demo", help="train the quick model on the embedded benchmark (cached) and print its mAP table")
     p.add_argument("--run-dir", type=Path, default=Path("runs/demo"), help="where the demo run lives [runs/demo]")
     p.add_argument("--force", action="store_true", help="retrain even if a finished run with the same config exists")
+    p.add_argument("--no-serve", action="store_true", help="print the table and exit instead of serving the explorer")
+    p.add_argument("--port", type=int, default=None, help="explorer port [8866, or the next free one]")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="train this many iterations instead of the preset's (a smoke test: the result is not the default model) [1500]")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
     return parser

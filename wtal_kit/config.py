@@ -33,6 +33,7 @@ EVAL_PROTOCOLS = ("activitynet", "wtalc")
 CHECKPOINT_SELECTIONS = ("last", "best_test_map")
 DEVICES = ("auto", "cpu", "cuda")
 PRESETS = ("paper", "quick")
+VIEW_TIOU = 0.5  # tIoU at which a view or a per-video table calls a detection a true positive
 FIELD_CHOICES = {
     "classification_loss": CLASSIFICATION_LOSSES,
     "metric_loss": METRIC_LOSSES,

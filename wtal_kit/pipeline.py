@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from wtal_kit import timegrid
-from wtal_kit.config import EVAL_PROTOCOLS, LOCALIZATIONS, Config
+from wtal_kit.config import EVAL_PROTOCOLS, LOCALIZATIONS, VIEW_TIOU, Config
 from wtal_kit.data.hdf5 import Scores
 from wtal_kit.data.tables import DETECTION_COLUMNS
 from wtal_kit.errors import InputError
@@ -325,7 +325,7 @@ class Localizer:
         gamma: float = Config.gamma,
         localization: str = Config.localization,
         min_length: int | None = None,
-        tiou: float = 0.5,
+        tiou: float = VIEW_TIOU,
         eval_protocol: str = Config.eval_protocol,
     ) -> pd.DataFrame:
         """One row per video, for a sortable list: duration, ground truth, detections, true and false
@@ -391,7 +391,7 @@ class Localizer:
         gamma: float = Config.gamma,
         localization: str = Config.localization,
         min_length: int | None = None,
-        tiou: float = 0.5,
+        tiou: float = VIEW_TIOU,
         eval_protocol: str = Config.eval_protocol,
     ) -> VideoView:
         """One video and one class (default: its first ground-truth class, else its top P(c|V))."""

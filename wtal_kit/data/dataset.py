@@ -21,7 +21,7 @@ from wtal_kit.timegrid import check_seconds_per_segment
 @dataclass(eq=False)
 class FeatureDataset:
     """annotations: the videos and their labels;
-    seconds_per_segment: duration of one feature segment (16/25 s for I3D at 25 fps);
+    seconds_per_segment: duration of one feature segment (16 frames at 25 fps for I3D: wtal_kit.timegrid);
     feature_dim: d;
     read_features: index -> (n_i, d) array of video ``index``;
     description: where the features come from (shown in reports)."""

@@ -1,0 +1,68 @@
+"""The detection explorer served by Voila and driven in headless chromium (Debian's, through Playwright).
+
+The server is always stopped, also when the test fails (``voila_app`` is a context manager).
+Set WTAL_SCREENSHOT=path to also save the screenshot there (docs/explorer.png is made this way).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from browser import TRACEBACK_SIGNS, VOILA_CELL_ERROR, chromium_page, require_browser, require_ui, voila_app, wait_for_widgets
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explorer.ipynb"
+TABLE = ".wtal-map"
+TITLE = "() => document.querySelector('.js-plotly-plot')?.layout?.title?.text || ''"
+
+
+def map_text(page) -> str:
+    return page.inner_text(TABLE)
+
+
+@pytest.mark.slow
+def test_explorer_in_chromium(trained_quick_run, tmp_path):
+    require_ui()
+    require_browser()
+    run_dir = trained_quick_run.run_dir
+    with voila_app(NOTEBOOK, {"run": run_dir, "roots": run_dir}, log_path=tmp_path / "voila.log") as url:
+        with chromium_page(viewport={"width": 1400, "height": 1500}) as page:
+            page.goto(url)
+            wait_for_widgets(page, timeout=120)
+            page.wait_for_selector(TABLE, timeout=120_000)
+            page.wait_for_function(f"() => ({TITLE})().includes('P(c|V)')", timeout=60_000)
+            before_table, before_title = map_text(page), page.evaluate(TITLE)
+            assert "@0.5" in before_table and "avg" in before_table
+
+            # the threshold slider (the first one) moved with the keyboard: the mAP shown changes
+            page.focus(".widget-slider .noUi-handle")
+            for _ in range(15):
+                page.keyboard.press("ArrowRight")
+            page.wait_for_function(f"(old) => document.querySelector('{TABLE}').innerText !== old", arg=before_table, timeout=60_000)
+            assert map_text(page) != before_table
+
+            # another video from the list: the figure is redrawn for it
+            options = page.locator("select").first.locator("option")
+            other = options.nth(3).get_attribute("value")
+            page.locator("select").first.select_option(index=3)
+            page.wait_for_function(f"(old) => ({TITLE})() !== old && ({TITLE})() !== ''", arg=page.evaluate(TITLE), timeout=60_000)
+            assert page.evaluate(TITLE) != before_title
+
+            # a path outside the configured folders is refused, in one line, and the app keeps working
+            page.get_by_placeholder("run folder or scores file").fill("/etc")
+            page.get_by_role("button", name="open").click()
+            page.get_by_text("outside the folders this explorer may open").wait_for(timeout=30_000)
+
+            text = page.inner_text("body")
+            assert not any(sign in text for sign in TRACEBACK_SIGNS) and VOILA_CELL_ERROR not in text
+            assert page.blocked_requests == []  # works offline
+            screenshot = tmp_path / "explorer.png"
+            page.screenshot(path=str(screenshot), full_page=False)
+            assert screenshot.stat().st_size > 20_000
+            if os.environ.get("WTAL_SCREENSHOT"):
+                shutil.copy(screenshot, os.environ["WTAL_SCREENSHOT"])
+        assert other is not None
+    assert url.process.poll() is not None  # the server is gone

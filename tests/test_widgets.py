@@ -1,0 +1,188 @@
+"""The explorer's widgets without a browser: set controls, check what the library says must be shown."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("plotly")
+
+from wtal_kit.data.hdf5 import write_scores  # noqa: E402
+from wtal_kit.data.jsonio import write_detections_json  # noqa: E402
+from wtal_kit.diagnosis import error_breakdown  # noqa: E402
+from wtal_kit.pipeline import Localizer  # noqa: E402
+from widgets.explorer import TABLE_THRESHOLDS, Explorer, PathPolicy, explorer_app  # noqa: E402
+from widgets.timeline import CURVE, FALSE_POSITIVES, FIRST_COMPARE, GROUND_TRUTH, THRESHOLD, TRUE_POSITIVES, timeline_data  # noqa: E402
+
+from conftest import make_scores  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def split(thumos_annotations):
+    return thumos_annotations.select(thumos_annotations.indices("test"))
+
+
+@pytest.fixture(scope="module")
+def scores(split):
+    return make_scores(split, seed=4)
+
+
+@pytest.fixture()
+def app(scores, tmp_path):
+    return Explorer(Localizer(scores), path_policy=PathPolicy([tmp_path]))
+
+
+def table_numbers(html: str) -> list[list[float]]:
+    rows = re.findall(r"<tr><th>([^<]+)</th>(.*?)</tr>", html)
+    return [[float(v) for v in re.findall(r"<td>([^<]+)</td>", cells)] for label, cells in rows if label != "mAP (%)"]
+
+
+def expected_map_rows(localizer, settings, protocol="activitynet") -> list[list[float]]:
+    evaluation = localizer.evaluate(**settings, iou_thresholds=TABLE_THRESHOLDS, eval_protocol=protocol)
+    return [[round(100 * float(evaluation.mean_ap[key]), 1)] for key in list(TABLE_THRESHOLDS) + ["avg"]]
+
+
+def test_threshold_move_updates_table_figure_charts(app, scores):
+    localizer = Localizer(scores)
+    figure = app.timeline.figure
+    traces_before = len(figure.data)
+    for threshold in (0.35, 0.62):
+        app.threshold.value = threshold
+        settings = dict(threshold=threshold, gamma=app.gamma.value, localization="paper", min_length=1)
+        assert table_numbers(app.map_table.value) == expected_map_rows(localizer, settings)
+        view = localizer.view(app.videos.value, app.klass.value, tiou=app.tiou.value, **settings)
+        tp = view.detections[view.detections["true_positive"]]
+        fp = view.detections[~view.detections["true_positive"]]
+        np.testing.assert_array_equal(figure.data[TRUE_POSITIVES].base, tp["t_start"].to_numpy())
+        np.testing.assert_array_equal(figure.data[FALSE_POSITIVES].base, fp["t_start"].to_numpy())
+        np.testing.assert_allclose(np.asarray(figure.data[FALSE_POSITIVES].x), (fp["t_end"] - fp["t_start"]).to_numpy())
+        assert list(figure.data[THRESHOLD].y) == [threshold, threshold]
+        np.testing.assert_array_equal(np.asarray(figure.data[CURVE].y)[:-1], view.probs)
+        np.testing.assert_array_equal(figure.data[GROUND_TRUTH].base, view.ground_truth["t_start"].to_numpy())
+        per_class = localizer.evaluate(**settings, iou_thresholds=[0.5]).per_class[0.5]
+        np.testing.assert_allclose(app.class_chart.data[0].y, 100 * per_class.to_numpy())
+        breakdown = error_breakdown(localizer.ground_truth, localizer.detections(**settings), tiou=0.5)
+        counts = breakdown.false_positives.counts.drop("true_positive", errors="ignore")
+        assert list(app.error_chart.data[0].y) == counts.tolist()
+        assert list(app.error_chart.data[1].y) == breakdown.missed_by_length["missed"].tolist()
+    assert app.timeline.figure is figure and len(figure.data) == traces_before  # updated in place, never rebuilt
+
+
+def test_gamma_protocol_and_localization_switches(app, scores):
+    localizer = Localizer(scores)
+    app.gamma.value = 0.0
+    app.eval_protocol.value = "wtalc"
+    settings = dict(threshold=0.5, gamma=0.0, localization="paper", min_length=1)
+    assert table_numbers(app.map_table.value) == expected_map_rows(localizer, settings, "wtalc")
+    app.localization.value = "wsad_code"
+    assert app.min_length.value == 2 and app.threshold.disabled
+    settings = dict(threshold=0.5, gamma=0.0, localization="wsad_code", min_length=2)
+    assert table_numbers(app.map_table.value) == expected_map_rows(localizer, settings, "wtalc")
+    view = localizer.view(app.videos.value, app.klass.value, **settings)
+    assert app.timeline.figure.data[THRESHOLD].y[0] == pytest.approx(view.curve_threshold)  # the per-video midpoint
+    app.min_length.value = 4
+    settings["min_length"] = 4
+    assert table_numbers(app.map_table.value) == expected_map_rows(localizer, settings, "wtalc")
+    assert app.message.value == ""
+
+
+def test_video_list_sorts_and_searches(app, scores):
+    table = Localizer(scores).video_table()
+    values = [value for _, value in app.videos.options]
+    expected = table.sort_values(["ap", "video"], ascending=[True, True], na_position="last")["video"].tolist()
+    assert values == expected
+    app.sort.value = "missed ground truth (most first)"
+    missed = table.set_index("video").loc[[v for _, v in app.videos.options], "missed"].to_numpy()
+    assert (np.diff(missed) <= 0).all()
+    app.search.value = "0000004"
+    assert [v for _, v in app.videos.options] == [v for v in table["video"] if "0000004" in v]
+
+
+def test_video_and_class_pick_and_cursor(app, scores):
+    localizer = Localizer(scores)
+    video = scores.annotations.videos[7]
+    app.videos.value = video
+    assert list(app.klass.options) == localizer.top_classes(video)
+    assert app.klass.value == localizer.top_classes(video)[0]
+    other = localizer.top_classes(video)[1]
+    app.klass.value = other
+    assert other in app.timeline.figure.layout.title.text and video in app.timeline.figure.layout.title.text
+    app.cursor.value = 3.3
+    assert "segment 5" in app.cursor_info.value  # 3.3 s / 0.64 s = segment 5
+    assert list(app.timeline.figure.data[2].x) == [3.3, 3.3]
+
+
+def test_bad_input_is_one_line_and_the_app_keeps_working(app, scores, tmp_path):
+    app.open_path.value = "/etc"
+    app._on_open(None)
+    assert "outside the folders" in app.message.value and "Traceback" not in app.message.value
+    not_scores = tmp_path / "x.h5"
+    not_scores.write_text("hello")
+    app.open_path.value = str(not_scores)
+    app._on_open(None)
+    assert "x.h5" in app.message.value and "\n" not in app.message.value
+    foreign = tmp_path / "other.json"
+    foreign.write_text(json.dumps({"results": {"video_nowhere": [{"label": "Diving", "score": 1, "segment": [0, 1]}]}}))
+    app.compare_path.value = f"other={foreign}"
+    app._on_compare(None)
+    assert "not in the explored split" in app.message.value
+    app.threshold.value = 0.4  # still alive
+    assert app.message.value == ""
+    assert table_numbers(app.map_table.value) == expected_map_rows(Localizer(scores), dict(threshold=0.4, gamma=0.7, localization="paper", min_length=1))
+
+
+def test_compare_adds_a_column_and_a_track(scores, tmp_path):
+    localizer = Localizer(scores)
+    other = localizer.detections(threshold=0.7, gamma=0.0)
+    path = tmp_path / "other.json"
+    write_detections_json(path, other)
+    app = Explorer(localizer, path_policy=PathPolicy([tmp_path]))
+    app.compare_path.value = f"strict={path}"
+    app._on_compare(None)
+    assert "<th>strict</th>" in app.map_table.value
+    rows = table_numbers(app.map_table.value)
+    expected = localizer.evaluate(threshold=0.7, gamma=0.0, iou_thresholds=TABLE_THRESHOLDS).mean_ap
+    assert [row[1] for row in rows] == [round(100 * float(expected[k]), 1) for k in list(TABLE_THRESHOLDS) + ["avg"]]
+    track = app.timeline.figure.data[FIRST_COMPARE]
+    mine = other[(other["video"] == app.videos.value) & (other["label"] == app.klass.value)]
+    np.testing.assert_array_equal(track.base, mine["t_start"].to_numpy())
+
+
+def test_export_links_hold_the_current_detections(app, scores):
+    app.threshold.value = 0.55
+    assert app.exports.value == ""  # made on demand
+    app.export_button.click()
+    links = dict(re.findall(r'download="([^"]+)" href="data:[^;]+;base64,([^"]+)"', app.exports.value))
+    exported = json.loads(base64.b64decode(links["detections.json"]))
+    expected = Localizer(scores).detections(threshold=0.55, gamma=0.7)
+    assert sum(len(v) for v in exported["results"].values()) == len(expected)
+    csv = pd.read_csv(pd.io.common.StringIO(base64.b64decode(links["detections.csv"]).decode()))
+    np.testing.assert_allclose(csv["score"].to_numpy(), expected["score"].to_numpy())
+    html_name = [name for name in links if name.endswith(".html")][0]
+    assert b"plotly" in base64.b64decode(links[html_name])
+
+
+def test_timeline_data_by_hand(scores):
+    localizer = Localizer(scores)
+    video = scores.annotations.videos[0]
+    view = localizer.view(video, threshold=0.5)
+    data = timeline_data(view, cursor=1.0)
+    assert data["curve"]["x"][-1] == view.t_end[-1] and len(data["curve"]["x"]) == len(view.t_start) + 1
+    assert data["threshold"]["y"] == [0.5, 0.5] and data["cursor"]["x"] == [1.0, 1.0]
+    assert data["layout"]["rows"] == ["ambiguous", "detections", "ground truth"]
+
+
+def test_explorer_app_opens_a_run_folder_and_a_compare_file(scores, split, tmp_path):
+    path = tmp_path / "scores_test.h5"
+    write_scores(path, split, np.arange(split.num_videos), [scores.logits[v] for v in split.videos], scores.video_probs,
+                 {**scores.attrs, "name": "t", "subset": "test"})
+    results = tmp_path / "mine.json"
+    write_detections_json(results, Localizer(scores).detections(threshold=0.6))
+    app = explorer_app(path, compare={"mine": results})
+    assert "<th>mine</th>" in app.map_table.value and app.videos.value is not None

@@ -1,0 +1,462 @@
+"""The detection explorer: move the threshold and watch detections, ground truth and mAP change together.
+
+:class:`Explorer` holds the UI state (sliders, the chosen video and class, the cursor)
+and asks a :class:`wtal_kit.Localizer` for everything it shows; every settings change
+re-localizes and re-evaluates the whole split. It is an ipywidgets ``VBox`` (``.widget``)
+that a Voila notebook displays, and it is driven the same way in tests: set a control's
+``value`` and read the figures, the mAP table, the charts.
+
+Errors in the page (a file that is not a scores file, a results JSON naming unknown
+videos) become one line in ``.message``; the explorer keeps working.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import ipywidgets as w
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+import wtal_kit
+from wtal_kit.config import EVAL_PROTOCOLS, LOCALIZATIONS, VIEW_TIOU, Config
+from wtal_kit.diagnosis import ACTIVITYNET_LENGTH_BINS, THUMOS14_LENGTH_BINS, error_breakdown
+from wtal_kit.evaluate import per_class_ap, with_average
+from widgets.timeline import Timeline, cursor_report, sync_initial_state
+
+TABLE_THRESHOLDS = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1))  # mAP table rows: tIoU 0.1 ... 0.9
+SORT_KEYS = {
+    "AP (lowest first)": ("ap", True),
+    "missed ground truth (most first)": ("missed", False),
+    "false positives (most first)": ("false_positives", False),
+    "duration (longest first)": ("duration", False),
+    "name": ("video", True),
+}
+
+
+class PathPolicy:
+    """Only files under the configured folders can be opened from the page."""
+
+    def __init__(self, roots):
+        self.roots = [Path(root).resolve() for root in roots]
+
+    def check(self, text: str) -> Path:
+        path = Path(text.strip()).expanduser()
+        resolved = path.resolve()
+        if not any(resolved == root or root in resolved.parents for root in self.roots):
+            raise wtal_kit.InputError("outside the folders this explorer may open (" + ", ".join(map(str, self.roots)) + ")", file=path)
+        return resolved
+
+
+def open_scores(path: Path) -> wtal_kit.Scores:
+    """A scores file, or the test split's scores of a run directory."""
+    if path.is_dir():
+        return wtal_kit.load_run(path).scores(progress=False)
+    return wtal_kit.read_scores(path)
+
+
+def read_compared(path: Path, localizer: wtal_kit.Localizer) -> pd.DataFrame:
+    """An ActivityNet-style results JSON whose videos must all belong to the explored split."""
+    detections = wtal_kit.read_detections_json(path, classes=localizer.classes)
+    unknown = sorted(set(detections["video"]) - set(localizer.videos))
+    if unknown:
+        raise wtal_kit.InputError(f"{len(unknown)} video(s) not in the explored split, e.g. {unknown[0]!r}", file=path, field="results")
+    return detections
+
+
+def length_bins(localizer: wtal_kit.Localizer):
+    """DETAD's length buckets: THUMOS14's (seconds) unless the instances are ActivityNet-long."""
+    lengths = (localizer.ground_truth["t_end"] - localizer.ground_truth["t_start"]).to_numpy()
+    return ACTIVITYNET_LENGTH_BINS if len(lengths) and np.median(lengths) > 30 else THUMOS14_LENGTH_BINS
+
+
+def download_link(text: str, filename: str, mime: str, label: str) -> str:
+    payload = base64.b64encode(text.encode()).decode()
+    return f'<a download="{html.escape(filename)}" href="data:{mime};base64,{payload}" target="_blank">{html.escape(label)}</a>'
+
+
+def map_table_html(columns: dict) -> str:
+    """An HTML table (copyable numbers): rows tIoU 0.1 ... 0.9 and avg, one column per method, mAP in %."""
+    names = list(columns)
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in names)
+    rows = []
+    for key in list(TABLE_THRESHOLDS) + ["avg"]:
+        label = "avg" if key == "avg" else f"@{key:g}"
+        cells = "".join(f"<td>{100 * float(columns[name].get(key, np.nan)):.1f}</td>" for name in names)
+        rows.append(f"<tr><th>{label}</th>{cells}</tr>")
+    return (
+        '<table class="wtal-map" style="border-collapse:collapse;text-align:right">'
+        f"<thead><tr><th>mAP (%)</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+class Explorer:
+    """The explorer's widgets and state. ``Explorer(localizer, compared={"name": detections})``."""
+
+    def __init__(self, localizer: wtal_kit.Localizer, compared: dict | None = None, *, label: str = "", path_policy: PathPolicy | None = None):
+        self.localizer = localizer
+        self.compared = dict(compared or {})
+        self.label = label
+        self.path_policy = path_policy
+        self._compared_ap = {}  # (name, eval protocol) -> mAP series
+        self._building = True
+
+        slider = dict(continuous_update=True, readout_format=".2f", style={"description_width": "110px"}, layout=w.Layout(width="380px"))
+        self.threshold = w.FloatSlider(value=Config.threshold, min=0.05, max=0.95, step=0.01, description="threshold", **slider)
+        self.gamma = w.FloatSlider(value=Config.gamma, min=0.0, max=2.0, step=0.05, description="γ (video score)", **slider)
+        self.tiou = w.FloatSlider(value=VIEW_TIOU, min=0.1, max=0.9, step=0.05, description="tIoU (TP / FP)", **slider)
+        self.min_length = w.IntSlider(value=1, min=1, max=20, step=1, description="min length",
+                                      continuous_update=True, style={"description_width": "110px"}, layout=w.Layout(width="380px"))
+        self.localization = w.ToggleButtons(options=list(LOCALIZATIONS), value=Config.localization, description="localization",
+                                            tooltips=["the paper (Sec. 3.5)", "the authors' released code"])
+        self.eval_protocol = w.ToggleButtons(options=list(EVAL_PROTOCOLS), value=Config.eval_protocol, description="evaluation")
+        self.search = w.Text(placeholder="search videos", layout=w.Layout(width="200px"))
+        self.sort = w.Dropdown(options=list(SORT_KEYS), value="AP (lowest first)", layout=w.Layout(width="230px"))
+        self.videos = w.Select(options=[], rows=14, layout=w.Layout(width="440px"))
+        self.klass = w.Dropdown(options=[], description="class", layout=w.Layout(width="330px"))
+        self.cursor = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.01, description="time cursor (s)", continuous_update=True,
+                                    readout_format=".2f", style={"description_width": "110px"}, layout=w.Layout(width="600px"))
+        self.cursor_info = w.HTML()
+        self.message = w.HTML()
+        self.summary = w.HTML()
+        self.map_table = w.HTML()
+        self.exports = w.HTML()
+        self.export_button = w.Button(description="export", tooltip="links to the current detections (JSON, CSV) and figure (HTML)")
+        self.timeline = Timeline(self.compared)
+        self.class_chart = go.FigureWidget(layout=go.Layout(height=300, width=640, margin=dict(l=50, r=10, t=40, b=110),
+                                                            yaxis=dict(range=[0, 100], title="AP (%)"), barmode="group"))
+        self.class_chart.add_bar(name="ours")
+        for name in self.compared:
+            self.class_chart.add_bar(name=name)
+        self.error_chart = go.FigureWidget(layout=go.Layout(height=300, width=640, margin=dict(l=50, r=10, t=40, b=90), showlegend=False))
+        self.error_chart.add_bar(name="false positives", marker_color="#d62728", xaxis="x", yaxis="y")
+        self.error_chart.add_bar(name="missed ground truth", marker_color="#ff7f0e", xaxis="x2", yaxis="y2")
+        self.error_chart.layout.update(xaxis=dict(domain=[0, 0.55]), xaxis2=dict(domain=[0.65, 1.0], anchor="y2"),
+                                       yaxis2=dict(anchor="x2"), title=dict(text="errors", font=dict(size=13)))
+        self.open_path = w.Text(placeholder="run folder or scores file", layout=w.Layout(width="330px"))
+        self.open_button = w.Button(description="open")
+        self.compare_path = w.Text(placeholder="NAME=results.json", layout=w.Layout(width="330px"))
+        self.compare_button = w.Button(description="compare")
+
+        self.timeline.figure.data[0].on_click(self._on_figure_click)
+        self.localization.observe(self._on_localization, names="value")  # first: it sets the minimum length
+        for control in (self.threshold, self.gamma, self.tiou, self.min_length, self.localization, self.eval_protocol):
+            control.observe(self._on_settings, names="value")
+        self.search.observe(self._on_list_change, names="value")
+        self.sort.observe(self._on_list_change, names="value")
+        self.videos.observe(self._on_video, names="value")
+        self.klass.observe(self._on_class, names="value")
+        self.cursor.observe(self._on_cursor, names="value")
+        self.open_button.on_click(self._on_open)
+        self.compare_button.on_click(self._on_compare)
+        self.export_button.on_click(lambda button: self._guard(self._draw_exports))
+
+        self.widget = self._layout()
+        self._building = False
+        self.refresh()
+        for figure in (self.timeline.figure, self.class_chart, self.error_chart):
+            sync_initial_state(figure)  # what the page shows first
+
+    # -- layout ----------------------------------------------------------------------------
+    def _layout(self) -> w.Widget:
+        self.title = w.HTML(self._title_html())
+        controls = w.VBox([self.threshold, self.gamma, self.tiou, self.min_length, self.localization, self.eval_protocol],
+                          layout=w.Layout(min_width="400px"))
+        listing = w.VBox([w.HBox([self.search, self.sort]), self.videos, self.klass], layout=w.Layout(min_width="460px"))
+        files = w.VBox([w.HBox([self.open_path, self.open_button]), w.HBox([self.compare_path, self.compare_button])])
+        return w.VBox(
+            [
+                self.title,
+                self.message,
+                w.HBox([controls, listing, w.VBox([self.map_table, self.summary])]),
+                self.timeline.figure,
+                self.cursor,
+                self.cursor_info,
+                w.HBox([self.class_chart, self.error_chart]),
+                w.HBox([w.VBox([self.export_button, self.exports]), files]),
+            ],
+            layout=w.Layout(padding="6px"),
+        )
+
+    def _title_html(self) -> str:
+        scores = self.localizer.scores
+        dataset = (scores.attrs.get("config") or {}).get("dataset", "")
+        note = (" — numbers on the embedded synthetic benchmark are not THUMOS14 results"
+                if str(dataset).startswith("synthetic-") else "")
+        where = f"{html.escape(self.label)}: subset '{html.escape(str(scores.attrs.get('subset', '?')))}', " \
+                f"{len(self.localizer.videos)} videos, {self.localizer.num_classes} classes{note}"
+        return f"<h3 style='margin:4px 0'>wtal-kit detection explorer</h3><div>{where}</div>"
+
+    # -- settings --------------------------------------------------------------------------
+    def settings(self) -> dict:
+        return dict(threshold=self.threshold.value, gamma=self.gamma.value, localization=self.localization.value,
+                    min_length=self.min_length.value)
+
+    def _say(self, text: str = "", error: bool = False) -> None:
+        color = "#b00020" if error else "#555"
+        self.message.value = f"<div style='color:{color}'>{html.escape(text)}</div>" if text else ""
+
+    def _guard(self, action, *args) -> None:
+        """Run an update; any error becomes one line in the page (never a traceback)."""
+        try:
+            action(*args)
+        except wtal_kit.WtalError as exc:
+            self._say(str(exc), error=True)
+        except Exception as exc:  # noqa: BLE001 - the page must keep working
+            self._say(f"{type(exc).__name__}: {exc}", error=True)
+
+    def _on_settings(self, change) -> None:
+        if not self._building:
+            self._guard(self.refresh)
+
+    def _on_localization(self, change) -> None:
+        # the released code keeps runs of 2 or more segments, the paper every run
+        from wtal_kit.localization import DEFAULT_MIN_LENGTH
+
+        self._building = True
+        self.min_length.value = DEFAULT_MIN_LENGTH[change["new"]]
+        self.threshold.disabled = change["new"] == "wsad_code"  # the released code's threshold is the per-video midpoint
+        self._building = False
+
+    # -- the whole split ---------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-localize and re-evaluate the whole split, then redraw everything."""
+        settings = self.settings()
+        protocol = self.eval_protocol.value
+        evaluation = self.localizer.evaluate(**settings, iou_thresholds=TABLE_THRESHOLDS, eval_protocol=protocol)
+        self.evaluation = evaluation
+        self.video_table = self.localizer.video_table(**settings, tiou=self.tiou.value, eval_protocol=protocol)
+        columns = {"ours": evaluation.mean_ap}
+        for name in self.compared:
+            columns[name] = self._compared_map(name, protocol)
+        self.map_table.value = map_table_html(columns)
+        self._draw_classes(evaluation, protocol)
+        self._draw_errors(settings, protocol)
+        self._fill_list()
+        self.summary.value = (f"<div>{int(self.video_table['detections'].sum())} detections; "
+                              f"{int(self.video_table['true_positives'].sum())} true positives at tIoU {self.tiou.value:g}; "
+                              f"{int(self.video_table['missed'].sum())} of {int(self.video_table['ground_truth'].sum())} "
+                              f"ground-truth instances missed ({protocol} evaluation)</div>")
+        self._draw_video()
+        self.exports.value = ""  # made on demand (the export button): they would cost more than the update itself
+        self._say()
+
+    def _compared_map(self, name: str, protocol: str) -> pd.Series:
+        key = (name, protocol)
+        if key not in self._compared_ap:
+            ground_truth = self.localizer.ground_truth
+            detections = self.compared[name]
+            per_class = per_class_ap(ground_truth, detections[detections["label"].isin(ground_truth["label"])], TABLE_THRESHOLDS, protocol)
+            self._compared_ap[key] = with_average(per_class.mean(axis=0))
+        return self._compared_ap[key]
+
+    def _draw_classes(self, evaluation, protocol) -> None:
+        tiou = min(TABLE_THRESHOLDS, key=lambda t: abs(t - self.tiou.value))
+        names = [str(c) for c in evaluation.per_class.index]
+        with self.class_chart.batch_update():
+            self.class_chart.data[0].update(x=names, y=100 * evaluation.per_class[tiou].to_numpy())
+            for offset, name in enumerate(self.compared, start=1):
+                detections = self.compared[name]
+                per_class = per_class_ap(self.localizer.ground_truth, detections[detections["label"].isin(names)], [tiou], protocol)
+                self.class_chart.data[offset].update(x=names, y=100 * per_class[tiou].reindex(names).to_numpy())
+            self.class_chart.layout.title = dict(text=f"per-class AP at tIoU {tiou:g} ({protocol})", font=dict(size=13))
+
+    def _draw_errors(self, settings, protocol) -> None:
+        detections = self.localizer.detections(**settings)
+        breakdown = error_breakdown(self.localizer.ground_truth, detections, tiou=self.tiou.value, protocol=protocol,
+                                    bins=length_bins(self.localizer))
+        self.errors = breakdown
+        counts = breakdown.false_positives.counts.drop("true_positive", errors="ignore")
+        missed = breakdown.missed_by_length
+        with self.error_chart.batch_update():
+            self.error_chart.data[0].update(x=[str(i).replace("_", " ") for i in counts.index], y=counts.to_numpy())
+            self.error_chart.data[1].update(x=[f"missed {b}" for b in missed["bucket"]], y=missed["missed"].to_numpy())
+            self.error_chart.layout.title.text = f"false positives by type, missed ground truth by length (tIoU {self.tiou.value:g})"
+
+    # -- the video list -----------------------------------------------------------------------
+    def _fill_list(self) -> None:
+        table = self.video_table
+        needle = self.search.value.strip().lower()
+        if needle:
+            table = table[table["video"].str.lower().str.contains(needle, regex=False)]
+        column, ascending = SORT_KEYS[self.sort.value]
+        table = table.sort_values([column, "video"], ascending=[ascending, True], na_position="last")
+        options = [
+            (f"{row.video}  AP {'—' if np.isnan(row.ap) else f'{100 * row.ap:.0f}'}  missed {row.missed}  FP {row.false_positives}"
+             f"  {row.duration:.0f}s", row.video)
+            for row in table.itertuples()
+        ]
+        current = self.videos.value
+        self._building = True
+        self.videos.options = options
+        self._building = False
+        values = [value for _, value in options]
+        if current in values:
+            self.videos.value = current  # no change event: the same value
+        elif values:
+            self.videos.value = values[0]
+
+    def _on_list_change(self, change) -> None:
+        self._guard(self._fill_list)
+
+    def _on_video(self, change) -> None:
+        if self._building or change["new"] is None:
+            return
+        self._guard(self._pick_video, change["new"])
+
+    def _pick_video(self, video: str) -> None:
+        self._building = True
+        self.klass.options = self.localizer.top_classes(video)
+        self.klass.value = self.klass.options[0]
+        duration = float(self.localizer.annotations.durations[self.localizer._video_index(video)])
+        self.cursor.max = max(duration, 0.01)
+        self.cursor.value = 0.0
+        self._building = False
+        self._draw_video()
+
+    def _on_class(self, change) -> None:
+        if not self._building:
+            self._guard(self._draw_video)
+
+    # -- one video -----------------------------------------------------------------------------
+    def current_view(self):
+        if self.videos.value is None or self.klass.value is None:
+            return None
+        return self.localizer.view(self.videos.value, self.klass.value, tiou=self.tiou.value,
+                                   eval_protocol=self.eval_protocol.value, **self.settings())
+
+    def _draw_video(self) -> None:
+        if self.videos.value is None:
+            return
+        if self.klass.value is None or self.klass.value not in self.localizer.classes:
+            self._building = True
+            self.klass.options = self.localizer.top_classes(self.videos.value)
+            self.klass.value = self.klass.options[0]
+            self._building = False
+        view = self.current_view()
+        self.view = view
+        compared = {}
+        for name, detections in self.compared.items():
+            compared[name] = detections[(detections["video"] == view.video) & (detections["label"] == view.label)]
+        self.timeline_data = self.timeline.show(view, compared, self.cursor.value)
+        self.cursor_info.value = html.escape(cursor_report(view, self.cursor.value))
+
+    def _on_cursor(self, change) -> None:
+        if self._building or getattr(self, "view", None) is None:
+            return
+        self.timeline.move_cursor(change["new"], self.timeline_data["layout"]["y_range"])
+        self.cursor_info.value = html.escape(cursor_report(self.view, change["new"]))
+
+    def _on_figure_click(self, trace, points, selector) -> None:
+        if points.xs:
+            self.cursor.value = float(np.clip(points.xs[0], self.cursor.min, self.cursor.max))
+
+    # -- export -----------------------------------------------------------------------------
+    def detections_json(self) -> str:
+        detections = self.localizer.detections(**self.settings())
+        results = {}
+        for row in detections.itertuples():
+            results.setdefault(row.video, []).append({"label": row.label, "score": row.score, "segment": [row.t_start, row.t_end]})
+        return json.dumps({"version": "wtal-kit explorer", "results": results, "external_data": {"settings": self.settings()}})
+
+    def _draw_exports(self) -> None:
+        detections = self.localizer.detections(**self.settings())
+        links = [
+            download_link(self.detections_json(), "detections.json", "application/json", "detections (ActivityNet JSON)"),
+            download_link(detections.to_csv(index=False), "detections.csv", "text/csv", "detections (CSV)"),
+        ]
+        if getattr(self, "view", None) is not None:
+            figure = go.Figure(self.timeline.figure)
+            links.append(download_link(figure.to_html(include_plotlyjs=True, full_html=True), f"{self.view.video}.html",
+                                       "text/html", "this figure (standalone HTML)"))
+        self.exports.value = "<div>export: " + " · ".join(links) + " · PNG: the camera icon of the figure's toolbar</div>"
+
+    # -- opening files --------------------------------------------------------------------------
+    def _checked(self, text: str) -> Path:
+        if self.path_policy is None:
+            raise wtal_kit.InputError("opening files from the page is not enabled")
+        return self.path_policy.check(text)
+
+    def _on_open(self, button) -> None:
+        self._guard(self._open, self.open_path.value)
+
+    def _open(self, text: str) -> None:
+        path = self._checked(text)
+        localizer = wtal_kit.Localizer(open_scores(path))
+        for name, detections in self.compared.items():
+            unknown = set(detections["video"]) - set(localizer.videos)
+            if unknown:
+                raise wtal_kit.InputError(f"the compared results {name!r} name videos outside these scores", file=path)
+        self.localizer = localizer
+        self.label = str(path)
+        self.title.value = self._title_html()
+        self._compared_ap.clear()
+        self.refresh()
+        self._say(f"opened {path}")
+
+    def _on_compare(self, button) -> None:
+        self._guard(self._compare, self.compare_path.value)
+
+    def _compare(self, text: str) -> None:
+        name, _, path_text = text.partition("=")
+        if not path_text:
+            name, path_text = Path(text).stem, text
+        path = self._checked(path_text)
+        if name in self.compared:
+            raise wtal_kit.InputError(f"a compared method is already called {name!r}")
+        detections = read_compared(path, self.localizer)
+        self.compared[name] = detections
+        self.timeline.add_compared(name)  # one more detection track
+        self.class_chart.add_bar(name=name)
+        self.refresh()
+        self._say(f"comparing with {name} ({len(detections)} detections)")
+
+
+def explorer_app(source: str | Path, compare: dict | None = None, roots=()) -> Explorer:
+    """An explorer on a run folder or scores file; ``compare``: name -> results JSON path."""
+    path = Path(source)
+    localizer = wtal_kit.Localizer(open_scores(path))
+    compared = {name: read_compared(Path(file), localizer) for name, file in (compare or {}).items()}
+    policy = PathPolicy(roots or [path if path.is_dir() else path.parent])
+    return Explorer(localizer, compared, label=str(path), path_policy=policy)
+
+
+ENV_RUN, ENV_COMPARE, ENV_ROOTS = "WTAL_EXPLORE_RUN", "WTAL_EXPLORE_COMPARE", "WTAL_EXPLORE_ROOTS"
+DEFAULT_RUN = "runs/demo"
+
+
+class Unavailable:
+    """What the page shows when the explorer cannot start: one line, no traceback."""
+
+    def __init__(self, problem: str):
+        self.widget = w.HTML(f"<div style='color:#b00020'>The explorer could not open its data: {html.escape(problem)}</div>")
+
+
+def parse_compare(text: str) -> dict:
+    """``NAME=FILE,NAME=FILE`` (a bare FILE is named after its stem) -> {name: path}."""
+    compared = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, path = item.partition("=")
+        if not path:
+            name, path = Path(item).stem, item
+        compared[name] = Path(path)
+    return compared
+
+
+def explorer_from_parameters(run: str = "", compare: str = "", roots: str = ""):
+    """The Voila app's entry point: notebook parameters, else WTAL_EXPLORE_* variables, else runs/demo."""
+    import os
+
+    run = run or os.environ.get(ENV_RUN, "") or DEFAULT_RUN
+    compare = compare or os.environ.get(ENV_COMPARE, "")
+    roots = roots or os.environ.get(ENV_ROOTS, "")
+    try:
+        return explorer_app(run, parse_compare(compare), [root for root in roots.split(os.pathsep) if root])
+    except wtal_kit.WtalError as exc:
+        return Unavailable(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a page, not a traceback
+        return Unavailable(f"{type(exc).__name__}: {exc}")
