@@ -45,9 +45,9 @@ def test_explorer_in_chromium(trained_quick_run, tmp_path):
             assert map_text(page) != before_table
 
             # another video from the list: the figure is redrawn for it
-            options = page.locator("select").first.locator("option")
+            options = page.locator("select[size]").first.locator("option")
             other = options.nth(3).get_attribute("value")
-            page.locator("select").first.select_option(index=3)
+            page.locator("select[size]").first.select_option(index=3)
             page.wait_for_function(f"(old) => ({TITLE})() !== old && ({TITLE})() !== ''", arg=page.evaluate(TITLE), timeout=60_000)
             assert page.evaluate(TITLE) != before_title
 

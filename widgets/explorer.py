@@ -392,7 +392,7 @@ class Explorer:
             if unknown:
                 raise wtal_kit.InputError(f"the compared results {name!r} name videos outside these scores", file=path)
         self.localizer = localizer
-        self.label = str(path)
+        self.label = short_name(path)
         self.title.value = self._title_html()
         self._compared_ap.clear()
         self.refresh()
@@ -422,7 +422,12 @@ def explorer_app(source: str | Path, compare: dict | None = None, roots=()) -> E
     localizer = wtal_kit.Localizer(open_scores(path))
     compared = {name: read_compared(Path(file), localizer) for name, file in (compare or {}).items()}
     policy = PathPolicy(roots or [path if path.is_dir() else path.parent])
-    return Explorer(localizer, compared, label=str(path), path_policy=policy)
+    return Explorer(localizer, compared, label=short_name(path), path_policy=policy)
+
+
+def short_name(path: Path) -> str:
+    """The last two parts of a path (runs/demo): enough to recognise it, no machine-specific prefix."""
+    return str(Path(*Path(path).parts[-2:]))
 
 
 ENV_RUN, ENV_COMPARE, ENV_ROOTS = "WTAL_EXPLORE_RUN", "WTAL_EXPLORE_COMPARE", "WTAL_EXPLORE_ROOTS"
