@@ -211,3 +211,36 @@ def test_evaluate_both_protocols_from_scores(tiny_run):
     assert done.returncode == 0, done.stderr
     assert "[activitynet protocol]" in done.stdout and "[wtalc protocol]" in done.stdout and "@0.3" in done.stdout
     assert "not comparable" in done.stdout
+
+
+def test_explore_refuses_bad_input_in_one_line(tiny_run, tmp_path):
+    not_scores = tmp_path / "x.h5"
+    not_scores.write_text("hello")
+    _assert_one_line_error(run_cli("explore", not_scores), "x.h5")
+    _assert_one_line_error(run_cli("explore", tmp_path), "not a run folder")
+    _assert_one_line_error(run_cli("explore", tiny_run, "--compare", "nameonly"), "NAME=RESULTS.json")
+    _assert_one_line_error(run_cli("explore", tiny_run / "scores_test.h5", "--compare", f"x={tmp_path / 'none.json'}"), "none.json")
+
+
+@pytest.mark.slow
+def test_explore_serves_until_interrupted(tiny_run):
+    import signal
+    import time
+    import urllib.request
+
+    pytest.importorskip("voila")
+    process = subprocess.Popen([sys.executable, "-m", "wtal_kit.cli", "explore", str(tiny_run)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    try:
+        line = ""
+        deadline = time.monotonic() + 120
+        while "served at" not in line and time.monotonic() < deadline and process.poll() is None:
+            line = process.stdout.readline()
+        assert "served at http://127.0.0.1:" in line, process.stderr.read() if process.poll() is not None else line
+        url = line.split("served at ")[1].split()[0]
+        with urllib.request.urlopen(url, timeout=120) as reply:
+            assert reply.status == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    assert process.returncode == 0

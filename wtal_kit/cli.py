@@ -18,6 +18,7 @@ import dataclasses
 import os
 import json
 import sys
+import tempfile
 import typing
 import warnings
 from pathlib import Path
@@ -308,16 +309,19 @@ def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.
 
     notebook = explorer_notebook()
     port = port or serve.free_port(host=host)
-    process = serve.serve(notebook, port=port, host=host, quiet=True,
+    log = tempfile.NamedTemporaryFile("w", prefix="wtal-explore-", suffix=".log", delete=False)
+    process = serve.serve(notebook, port=port, host=host, quiet=True, log=log,
                           params={"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)})
     try:
         serve.wait_until_ready(process.url, timeout=120, process=process)
-        print(f"The detection explorer is served at {process.url}  (open it in a browser; Ctrl-C stops it)", flush=True)
+        print(f"The detection explorer is served at {process.url}  (open it in a browser; Ctrl-C stops it)\n"
+              f"server log: {log.name}", flush=True)
         process.wait()
     except KeyboardInterrupt:
         print("stopping the explorer", file=sys.stderr)
     finally:
         serve.stop(process)
+        log.close()
     return 0
 
 
