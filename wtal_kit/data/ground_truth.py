@@ -68,15 +68,9 @@ def load_ground_truth(path, subset: str | None = None, classes=None) -> tuple[pd
 def _read_hdf5_annotations(path: Path) -> Annotations:
     import h5py
 
-    from wtal_kit.data.hdf5 import read_annotations
+    from wtal_kit.data.hdf5 import open_hdf5, read_annotations
 
-    if not path.is_file():
-        raise InputError("file not found", file=path)
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"not a readable HDF5 file ({exc})", file=path) from None
-    with handle:
+    with open_hdf5(path) as handle:
         group = handle.get("annotations")
         if not isinstance(group, h5py.Group):
             raise InputError("no 'annotations' group in this HDF5 file (a wtal-kit feature store or scores file has one)", file=path)

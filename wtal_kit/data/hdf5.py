@@ -118,14 +118,20 @@ def read_annotations(group: h5py.Group, source: str) -> Annotations:
         raise InputError(f"malformed annotations group ({type(exc).__name__}: {exc})", file=source) from None
 
 
-def _open(path, expected_format: str) -> h5py.File:
+def open_hdf5(path) -> h5py.File:
+    """An HDF5 file opened for reading, or one InputError line (missing, or not HDF5)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", file=path)
     try:
-        handle = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as exc:
         raise InputError(f"not a readable HDF5 file ({exc})", file=path) from None
+
+
+def _open(path, expected_format: str) -> h5py.File:
+    path = Path(path)
+    handle = open_hdf5(path)
     found = handle.attrs.get("format")
     if found != expected_format:
         handle.close()
