@@ -69,7 +69,7 @@ def _copy_source(destination: Path) -> Path:
     destination.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO_ROOT / name, destination / name)
-    for name in ("wtal_kit", "data"):
+    for name in ("wtal_kit", "widgets", "data"):
         shutil.copytree(REPO_ROOT / name, destination / name, ignore=ignore)
     return destination
 

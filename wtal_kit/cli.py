@@ -313,7 +313,7 @@ def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.
     process = serve.serve(notebook, port=port, host=host, quiet=True, log=log,
                           params={"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)})
     try:
-        serve.wait_until_ready(process.url, timeout=120, process=process)
+        serve.wait_until_ready(process.ready_url, timeout=120, process=process)  # a static file: starts no kernel
         print(f"The detection explorer is served at {process.url}  (open it in a browser; Ctrl-C stops it)\n"
               f"server log: {log.name}", flush=True)
         process.wait()
