@@ -166,6 +166,7 @@ def test_demo_caches_and_labels_its_numbers(tmp_path, capsys, monkeypatch):
     first = capsys.readouterr().out
     assert "embedded synthetic benchmark" in first and "published (real THUMOS14" in first and "untrained model" in first
     assert "62.3" in first  # the paper's Table 1 mAP@0.1, shown as published
+    assert "vary by machine" in first  # the CPU spread is stated with the numbers
 
     def no_training(*args, **kwargs):
         raise AssertionError("a cached demo must not train again")

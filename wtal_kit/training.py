@@ -537,9 +537,24 @@ def _finish(run_dir: Path, config: Config, dataset, split: _Split, state: _State
         "per_class_ap": {str(t): {str(c): float(v) for c, v in evaluation.per_class[t].items()} for t in evaluation.per_class.columns},
         "seconds": seconds,
         "device": str(device),
+        "environment": _environment(device),
     })
     metrics = pd.read_csv(run_dir / METRICS)
     return TrainResult(run_dir, config, evaluation.mean_ap, evaluation.per_class, checkpoint_used, metrics, seconds, done)
+
+
+def _environment(device) -> dict:
+    """What the last digits of a CPU run depend on: library versions, the CPU code path, threads."""
+    import platform
+
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else None,
+        "threads": torch.get_num_threads(),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
 
 
 def untrained_result(config: Config, dataset: FeatureDataset | None = None) -> Evaluation:
