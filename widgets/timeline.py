@@ -149,6 +149,7 @@ class Timeline:
                 width=width,
                 margin=dict(l=110, r=20, t=70, b=40),
                 barmode="overlay",
+                hovermode="x",  # a click anywhere above a time picks the curve there (moves the cursor)
                 xaxis=dict(title="time (s)", anchor="y2"),
                 yaxis=dict(domain=[0.42, 1.0], title="score"),
                 yaxis2=dict(domain=[0.0, 0.34], type="category", fixedrange=True),
