@@ -102,7 +102,7 @@ class Explorer:
         self.compared = dict(compared or {})
         self.label = label
         self.path_policy = path_policy
-        self._compared_ap = {}  # (name, eval protocol) -> mAP series
+        self._compared_ap = {}  # (name, eval protocol) -> per-class AP at TABLE_THRESHOLDS (fixed detections: once)
         self._building = True
 
         slider = dict(continuous_update=True, readout_format=".2f", style={"description_width": "110px"}, layout=w.Layout(width="380px"))
@@ -245,14 +245,17 @@ class Explorer:
         self.exports.value = ""  # made on demand (the export button): they would cost more than the update itself
         self._say()
 
-    def _compared_map(self, name: str, protocol: str) -> pd.Series:
+    def _compared_per_class(self, name: str, protocol: str) -> pd.DataFrame:
         key = (name, protocol)
         if key not in self._compared_ap:
             ground_truth = self.localizer.ground_truth
             detections = self.compared[name]
-            per_class = per_class_ap(ground_truth, detections[detections["label"].isin(ground_truth["label"])], TABLE_THRESHOLDS, protocol)
-            self._compared_ap[key] = with_average(per_class.mean(axis=0))
+            self._compared_ap[key] = per_class_ap(ground_truth, detections[detections["label"].isin(ground_truth["label"])],
+                                                  TABLE_THRESHOLDS, protocol)
         return self._compared_ap[key]
+
+    def _compared_map(self, name: str, protocol: str) -> pd.Series:
+        return with_average(self._compared_per_class(name, protocol).mean(axis=0))
 
     def _draw_classes(self, evaluation, protocol) -> None:
         tiou = min(TABLE_THRESHOLDS, key=lambda t: abs(t - self.tiou.value))
@@ -260,9 +263,8 @@ class Explorer:
         with self.class_chart.batch_update():
             self.class_chart.data[0].update(x=names, y=100 * evaluation.per_class[tiou].to_numpy())
             for offset, name in enumerate(self.compared, start=1):
-                detections = self.compared[name]
-                per_class = per_class_ap(self.localizer.ground_truth, detections[detections["label"].isin(names)], [tiou], protocol)
-                self.class_chart.data[offset].update(x=names, y=100 * per_class[tiou].reindex(names).to_numpy())
+                per_class = self._compared_per_class(name, protocol)[tiou].reindex(names)
+                self.class_chart.data[offset].update(x=names, y=100 * per_class.to_numpy())
             self.class_chart.layout.title = dict(text=f"per-class AP at tIoU {tiou:g} ({protocol})", font=dict(size=13))
 
     def _draw_errors(self, settings, protocol) -> None:
