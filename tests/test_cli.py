@@ -230,8 +230,10 @@ def test_explore_serves_until_interrupted(tiny_run):
     import urllib.request
 
     pytest.importorskip("voila")
+    # started with SIGINT ignored, as a background job of a non-interactive shell is: Ctrl-C must still stop it
     process = subprocess.Popen([sys.executable, "-m", "wtal_kit.cli", "explore", str(tiny_run)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         line = ""
         deadline = time.monotonic() + 120

@@ -304,8 +304,15 @@ def cmd_explore(args) -> int:
 
 
 def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None) -> int:
-    """Serve the explorer until Ctrl-C (or until the server ends)."""
+    """Serve the explorer until Ctrl-C or SIGTERM (or until the server ends)."""
+    import signal
+
     from wtal_kit import serve
+
+    # Ctrl-C must stop the server even where this process was started with SIGINT ignored
+    # (a background job of a non-interactive shell); SIGTERM stops it the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     notebook = explorer_notebook()
     port = port or serve.free_port(host=host)
