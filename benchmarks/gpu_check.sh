@@ -10,6 +10,8 @@
 #   2. a short training run of the paper configuration (d = 2048) on the embedded synthetic
 #      benchmark: 1500 iterations, evaluated every 500, with lr 1e-3 (an OVERRIDE: the paper's
 #      1e-4 does not move within this budget); prints iterations/s and the final mAP table
+#   3. the explorer's path: inference of the run's test split on the device (Run.scores), then
+#      benchmarks/bench_explorer.py --quick on the scores it wrote
 # Summary: ${OUT:-/tmp}/gpu_check.txt (the full log is ${OUT:-/tmp}/gpu_check.log).
 #
 # Environment knobs (for a CPU dry run: GPU_CHECK_DEVICE=cpu GPU_CHECK_ITERATIONS=20 ...):
@@ -174,6 +176,31 @@ EOF
     elif [[ -f $RUN_DIR/metrics.csv ]]; then
         say "        evaluations logged before it stopped (metrics.csv):"
         sed 's/^/          /' "$RUN_DIR/metrics.csv" | tee -a "$SUMMARY"
+    fi
+fi
+
+# -- 3. the explorer's inference: a run without its scores file computes it on the device ---------
+if [[ -f $RUN_DIR/checkpoint.pt ]]; then
+    rm -f "$RUN_DIR"/scores_*.h5
+    if run_step "explorer inference" "$PYTHON" - "$RUN_DIR" "$DEVICE" <<'EOF'
+import sys, time
+import wtal_kit
+
+run = wtal_kit.load_run(sys.argv[1])
+started = time.perf_counter()
+scores = run.scores(device=sys.argv[2], progress=False)  # inference of the held-out split, written atomically
+inferred = time.perf_counter() - started
+started = time.perf_counter()
+localizer = wtal_kit.Localizer(scores)
+evaluation = localizer.evaluate()
+print(f"explorer inference: {scores.annotations.num_videos} videos in {inferred:.1f} s on {sys.argv[2]}; "
+      f"Localizer built and evaluated in {time.perf_counter() - started:.2f} s; "
+      f"avg mAP {100 * evaluation.mean_ap['avg']:.1f}")
+EOF
+    then
+        grep "^explorer inference:" "$LOG" | tail -1 | tee -a "$SUMMARY" >/dev/null
+        run_step "bench explorer" "$PYTHON" benchmarks/bench_explorer.py --quick --scores "$RUN_DIR/scores_test.h5" \
+            && grep -E "median|faster" "$LOG" | tail -7 | tee -a "$SUMMARY" >/dev/null
     fi
 fi
 
