@@ -1,6 +1,7 @@
 # wtal-kit: two commands do everything on a fresh machine.
-#   make demo   set up .venv, train the default model on the embedded benchmark, print its mAP table
-#   make test   set up .venv and run every test
+#   make demo   set up .venv, train the default model on the embedded benchmark, print its mAP table,
+#               then serve the detection explorer on it (Ctrl-C stops it)
+#   make test   set up .venv and run every test (browser tests included)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -45,9 +46,11 @@ chromium:
 demo: setup
 	$(VENV)/bin/wtal demo
 
-bench: setup
+bench: setup chromium
 	$(PY) benchmarks/bench_eval.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_explorer.py
+	$(PY) benchmarks/bench_explorer_browser.py
 
 clean:
 	rm -rf runs/demo .pytest_cache .hypothesis
