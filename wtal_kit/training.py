@@ -372,7 +372,8 @@ class _Evaluated:
     evaluation: Evaluation
 
 
-def _evaluate(state: _State, dataset, split: _Split, config: Config, device, checkpoint: str, progress=False) -> _Evaluated:
+def _evaluate(state: _State, dataset, split: _Split, config: Config, device, checkpoint: str, iteration: int,
+              progress=False) -> _Evaluated:
     """Infer the held-out split and evaluate it as the config says."""
     logits, video_probs = infer(state.model, dataset, split.test_indices, config, device, progress=progress)
     annotations = dataset.annotations
@@ -387,7 +388,7 @@ def _evaluate(state: _State, dataset, split: _Split, config: Config, device, che
         iou_thresholds=config.iou_thresholds,
         eval_protocol=config.eval_protocol,
     )
-    return _Evaluated(0, scores, localizer, evaluation)
+    return _Evaluated(iteration, scores, localizer, evaluation)
 
 
 def _training_step(state: _State, batch_indices, cache: FeatureCache, labels_all, config: Config, device) -> dict:
@@ -475,8 +476,7 @@ def train(
         for callback in callbacks:
             callback.on_iteration(IterationEvent(done, config.iterations, terms))
         if done % config.eval_every == 0 or done == config.iterations:
-            latest = _evaluate(state, dataset, split, config, device, "last")
-            latest.iteration = done
+            latest = _evaluate(state, dataset, split, config, device, "last", done)
             mean_losses = window.take()
             log.append(done, mean_losses, latest.evaluation.mean_ap)
             if not quiet:
@@ -510,8 +510,7 @@ def _finish(run_dir: Path, config: Config, dataset, split: _Split, state: _State
         state.model.load_state_dict(saved["model"])
         checkpoint_used = f"best_test_map (iteration {best['iteration']}, selected on the test split)"
     if checkpoint_used != "last" or latest is None or latest.iteration != done:  # the latest evaluation did not see this model
-        latest = _evaluate(state, dataset, split, config, device, checkpoint_used, progress=progress)
-        latest.iteration = done
+        latest = _evaluate(state, dataset, split, config, device, checkpoint_used, done, progress=progress)
     scores, evaluation = latest.scores, latest.evaluation
     annotations = dataset.annotations
     attrs = scores_attrs(config, annotations.name, split.test_subset, checkpoint_used)
@@ -563,4 +562,4 @@ def untrained_result(config: Config, dataset: FeatureDataset | None = None) -> E
     split = _Split.of(config, dataset)
     device = resolve_device(config.device)
     state = _State.fresh(config, dataset.annotations.num_classes, device)
-    return _evaluate(state, dataset, split, config, device, "untrained").evaluation
+    return _evaluate(state, dataset, split, config, device, "untrained", 0).evaluation
