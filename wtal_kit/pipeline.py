@@ -41,6 +41,7 @@ from wtal_kit.evaluate import (
 from wtal_kit.localization import (
     DEFAULT_MIN_LENGTH,
     _sigmoid,
+    _touches_ambiguous,
     block_topk_mean,
     padded_rows,
     run_max_in_rows,
@@ -213,12 +214,10 @@ class Localizer:
                     for s, n in zip(self.video_start, self.lengths)
                 ]
             ) if len(self.videos) else np.zeros((0, self.num_classes))
-            bounds = np.append(self.video_start, len(self.separator))
-            starts = bounds[:-1]
             masked_high = np.where(self.separator, -np.inf, self._logits_rows)
             masked_low = np.where(self.separator, np.inf, self._logits_rows)
-            highest = np.maximum.reduceat(masked_high, starts, axis=1)  # (C, N)
-            lowest = np.minimum.reduceat(masked_low, starts, axis=1)  # (C, N)
+            highest = np.maximum.reduceat(masked_high, self.video_start, axis=1)  # (C, N)
+            lowest = np.minimum.reduceat(masked_low, self.video_start, axis=1)  # (C, N)
             self._wsad_threshold = highest - (highest - lowest) * 0.5  # (C, N) the code's midpoint per video
 
     def _wsad_runs(self, min_length: int) -> _Runs:
@@ -228,13 +227,11 @@ class Localizer:
         label, start, end = runs_in_rows(kept)
         runs = self._order(label, start, end, self._logits_flat, min_length)
         if len(self._ambiguous_video) and len(runs.video):
-            sps = self.seconds_per_segment
-            grid_start = timegrid.seconds_to_feature_grid(self._ambiguous_bounds[:, 0], sps)
-            grid_end = timegrid.seconds_to_feature_grid(self._ambiguous_bounds[:, 1], sps)
             touched = np.zeros(len(runs.video), dtype=bool)
-            for video, a, b in zip(self._ambiguous_video, grid_start, grid_end):
-                # range(start, end) and range(a, b) share an index <=> max(start, a) < min(end, b)
-                touched |= (runs.video == video) & (np.maximum(runs.start, a) < np.minimum(runs.end, b))
+            for video in np.unique(self._ambiguous_video):  # the released code's test, per video (localize_videos' too)
+                mine = runs.video == video
+                intervals = self._ambiguous_bounds[self._ambiguous_video == video]
+                touched[mine] = _touches_ambiguous(runs.start[mine], runs.end[mine], intervals, self.seconds_per_segment)
             runs = _Runs(*(array[~touched] for array in (runs.video, runs.label, runs.start, runs.end, runs.peak)))
         return runs
 
@@ -346,19 +343,17 @@ class Localizer:
             }
         )
         table["false_positives"] = table["detections"] - table["true_positives"]
-        table["ap"] = self._video_ap(detections, true_positive[has_gt], tiou, eval_protocol)
+        table["ap"] = self._video_ap(detections, true_positive[has_gt], eval_protocol)
         return table
 
-    def _video_ap(self, detections: CodedIntervals, is_tp: np.ndarray, tiou: float, eval_protocol: str) -> np.ndarray:
+    def _video_ap(self, detections: CodedIntervals, is_tp: np.ndarray, eval_protocol: str) -> np.ndarray:
         """(N,) mean over each video's ground-truth classes of the AP of that (video, class) alone."""
         n_classes = max(1, len(self.eval_classes))
         gt_group = self._gt_video * n_classes + self._eval_code[self._gt_label]  # (G,)
         groups, gt_group_code = np.unique(gt_group, return_inverse=True)  # dense ids of (video, class) with ground truth
         det_group = detections.video * n_classes + detections.label  # (D,)
-        position = np.searchsorted(groups, det_group)
-        position = np.minimum(position, max(len(groups) - 1, 0))
-        with_gt = (len(groups) > 0) & (groups[position] == det_group) if len(groups) else np.zeros(len(det_group), bool)
-        det_code = position[with_gt]
+        with_gt = np.isin(det_group, groups)  # detections of a (video, class) without ground truth enter no AP
+        det_code = np.searchsorted(groups, det_group[with_gt])
         # Ranked inside each group by score, descending; ties keep input order (as the evaluator).
         order = np.lexsort((-detections.score[with_gt], det_code))
         ap = _average_precision(
