@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from pathlib import Path
 
 import ipywidgets as w
@@ -26,6 +27,7 @@ import wtal_kit
 from wtal_kit.config import EVAL_PROTOCOLS, LOCALIZATIONS, VIEW_TIOU, Config
 from wtal_kit.diagnosis import ACTIVITYNET_LENGTH_BINS, THUMOS14_LENGTH_BINS, error_breakdown
 from wtal_kit.evaluate import per_class_ap, with_average
+from wtal_kit.localization import DEFAULT_MIN_LENGTH
 from widgets.timeline import Timeline, cursor_report, sync_initial_state
 
 TABLE_THRESHOLDS = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1))  # mAP table rows: tIoU 0.1 ... 0.9
@@ -215,8 +217,6 @@ class Explorer:
 
     def _on_localization(self, change) -> None:
         # the released code keeps runs of 2 or more segments, the paper every run
-        from wtal_kit.localization import DEFAULT_MIN_LENGTH
-
         self._building = True
         self.min_length.value = DEFAULT_MIN_LENGTH[change["new"]]
         self.threshold.disabled = change["new"] == "wsad_code"  # the released code's threshold is the per-video midpoint
@@ -456,8 +456,6 @@ def parse_compare(text: str) -> dict:
 
 def explorer_from_parameters(run: str = "", compare: str = "", roots: str = ""):
     """The Voila app's entry point: notebook parameters, else WTAL_EXPLORE_* variables, else runs/demo."""
-    import os
-
     run = run or os.environ.get(ENV_RUN, "") or DEFAULT_RUN
     compare = compare or os.environ.get(ENV_COMPARE, "")
     roots = roots or os.environ.get(ENV_ROOTS, "")
