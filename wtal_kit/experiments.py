@@ -387,21 +387,37 @@ def run_jobs(jobs: list[Job], store: ResultsStore | str = DEFAULT_STORE, *, work
         for job in todo:
             record(*_compute(str(store.root), job))
     else:
-        import multiprocessing
-
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        context = multiprocessing.get_context("spawn")  # a forked torch can deadlock
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context, initializer=_worker_init,
-                                 initargs=(threads,)) as pool:
-            futures = {pool.submit(_compute, str(store.root), job): job for job in todo}
-            for future in as_completed(futures):
-                try:
-                    record(*future.result())
-                except Exception as error:  # the worker process died (killed, out of memory)
-                    record(futures[future].key, "failed", f"worker process died: {type(error).__name__}: {error}")
+        # A worker that dies (killed, out of memory) breaks its pool: the jobs it left unfinished
+        # get one more round in a fresh pool; what fails again is reported.
+        for last_round in (False, True):
+            todo = _run_in_pool(todo, store, workers, record, last_round)
+            if not todo:
+                break
     bar.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _run_in_pool(todo: list[Job], store: ResultsStore, workers: int, record, last_round: bool) -> list[Job]:
+    """Run jobs in a process pool; return those left unfinished by a broken pool (unless last_round)."""
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")  # a forked torch can deadlock
+    unfinished = []
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context, initializer=_worker_init,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(_compute, str(store.root), job): job for job in todo}
+        for future in as_completed(futures):
+            try:
+                record(*future.result())
+            except BrokenProcessPool as error:
+                if last_round:
+                    record(futures[future].key, "failed", f"its worker process died ({error})")
+                else:
+                    unfinished.append(futures[future])
+    return unfinished
 
 
 # -- reading results back ----------------------------------------------------------------------
