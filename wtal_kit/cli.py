@@ -7,6 +7,7 @@
     wtal convert   W-TALC release (pickled .npy) or the embedded benchmark -> HDF5 feature store
     wtal explore   serve the detection explorer (Voila) on a run or scores file
     wtal demo      train the default quick model on the embedded benchmark (cached), print its table, serve the explorer
+    wtal reproduce train the paper's tables and figures (seeds, results store) and write their notebooks as reports
 
 Bad input gives one line on stderr and exit code 2, never a traceback.
 """
@@ -273,6 +274,35 @@ def cmd_demo(args) -> int:
     return serve_explorer(run_dir, [], [str(run_dir)], port=args.port)
 
 
+def cmd_reproduce(args) -> int:
+    from wtal_kit import experiments
+    from wtal_kit.reports import reproduce
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}", field="workers")
+    for flag, path in (("--features", args.features), ("--activitynet-features", args.activitynet_features)):
+        if path is not None:
+            if args.mode != "full":
+                raise InputError(f"{flag} is for --mode full (smoke and quick use the embedded benchmark)", field=flag[2:])
+            if not Path(path).is_file():
+                raise InputError("no such feature store (make one with `wtal convert`)", file=path)
+    workers = args.workers or default_workers(args.device)
+    summary = reproduce(args.only, args.mode, args.seeds, store=args.store, out_dir=args.out, features=args.features,
+                        activitynet_features=args.activitynet_features, device=args.device, workers=workers,
+                        progress=not args.no_progress)
+    failed = summary["grid"]["failed"] or not all(item["ok"] for item in summary["notebooks"])
+    return 1 if failed else 0
+
+
+def default_workers(device: str) -> int:
+    """Training processes at once: one per CPU core (at most 4) on CPU; 4 sharing one GPU."""
+    from wtal_kit.inference import resolve_device
+
+    if resolve_device(device).type == "cuda":
+        return 4
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def explorer_notebook() -> Path:
     """The Voila app of the explorer: notebooks/explorer.ipynb of the repository checkout."""
     path = Path(__file__).resolve().parents[1] / "notebooks" / "explorer.ipynb"
@@ -418,6 +448,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train this many iterations instead of the preset's (a smoke test: the result is not the default model) [1500]")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
+
+    from wtal_kit.experiments import ALL_NAMES, DEFAULT_STORE, MODES
+
+    p = sub.add_parser("reproduce", help="train the paper's tables and figures and write them as reports",
+                       description="Train every config x seed of the paper's tables and figures that the results store lacks, "
+                                   "then execute the reproduction notebooks headless and write executed notebooks, HTML pages, "
+                                   "CSV tables, figures and an index page.", epilog=EPILOG)
+    p.add_argument("--mode", choices=MODES, default="quick",
+                   help="smoke: seconds, for tests; quick: the embedded benchmark on a CPU budget; full: the paper's settings (a GPU) [quick]")
+    p.add_argument("--only", nargs="+", metavar="NAME", choices=ALL_NAMES, default=None,
+                   help=f"only these artefacts: {', '.join(ALL_NAMES)} [all]")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds of every config [0 1 2; smoke: 0 1]")
+    p.add_argument("--features", type=Path, default=None,
+                   help="--mode full: an HDF5 feature store of THUMOS14 (`wtal convert`) [the embedded benchmark at d=2048]")
+    p.add_argument("--activitynet-features", type=Path, default=None,
+                   help="--mode full: an HDF5 feature store of ActivityNet1.2 for Table 2 [the embedded benchmark]")
+    add_field_flag(p, "device", default_note="default")
+    p.add_argument("--workers", type=int, default=None, help="training processes at once [CPU: cores, at most 4; GPU: 4]")
+    p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help=f"the results store [{DEFAULT_STORE}]")
+    p.add_argument("--out", type=Path, default=None, help="where the reports go [reports/<mode>]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 

@@ -169,7 +169,8 @@ def base_config(mode: str, layout: str = "thumos14", *, features: str | None = N
     if mode in ("smoke", "quick"):
         values = dict(SMOKE if mode == "smoke" else QUICK)
         if layout == "activitynet12":
-            values["eval_every"] = max(1, values["iterations"] // ACTIVITYNET_EVALUATIONS)
+            evaluations = 1 if mode == "smoke" else ACTIVITYNET_EVALUATIONS
+            values["eval_every"] = max(1, values["iterations"] // evaluations)
         return Config.from_preset("quick", dataset=dataset, device=device, **values)
     if features is not None:
         from wtal_kit.data.hdf5 import open_feature_store
@@ -202,7 +203,7 @@ class Job:
 def grid(names=None, mode: str = "quick", seeds=DEFAULT_SEEDS, *, features=None, activitynet_features=None,
          device: str = "auto") -> list[Job]:
     """The jobs of the named artefacts (None: all) in a mode: one per distinct (config, seed)."""
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     jobs: dict[str, Job] = {}
     bases: dict[str, Config] = {}
     for name in training_artefacts(names):
@@ -217,7 +218,7 @@ def grid(names=None, mode: str = "quick", seeds=DEFAULT_SEEDS, *, features=None,
     return list(jobs.values())
 
 
-def _check_seeds(seeds) -> tuple[int, ...]:
+def check_seeds(seeds) -> tuple[int, ...]:
     seeds = tuple(seeds)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise InputError(f"seeds must be non-negative integers, got {seeds!r}", field="seeds")
@@ -455,7 +456,7 @@ def collect(name: str, mode: str = "quick", seeds=DEFAULT_SEEDS, store: ResultsS
     if name not in ARTEFACTS:
         raise InputError(f"{name!r} is not an artefact with runs; choose from {', '.join(ARTEFACTS)}", field="only")
     store = store if isinstance(store, ResultsStore) else ResultsStore(store)
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     artefact = ARTEFACTS[name]
     rows, entries, configs, missing = [], {}, {}, []
     for variant in artefact.variants:
