@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from wtal_kit.errors import InputError
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
+MAX_PARALLEL_NOTEBOOKS = 4  # kernels at once; most of a notebook's time is its kernel's start and imports
 
 
 def notebook_path(name: str) -> Path:
@@ -75,12 +78,12 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path, *, timeout: int
     out_dir = Path(out_dir)
     notebook = inject_parameters(nbformat.read(notebook_path(name), as_version=4), parameters)
     started = time.perf_counter()
-    before = {p.name for p in out_dir.iterdir()}
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(Path.cwd())}})
     ok, message = True, ""
     try:
-        client.execute()
+        with open(out_dir / f".{name}.kernel.log", "w") as log:  # the kernel's own chatter stays out of the terminal
+            client.execute(stderr=log)
     except CellExecutionError as error:
         ok = False
         message = _last_line(getattr(error, "evalue", "") or str(error), getattr(error, "ename", "error"))
@@ -90,7 +93,7 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path, *, timeout: int
     seconds = time.perf_counter() - started
     atomic_write_text(out_dir / f"{name}.ipynb", nbformat.writes(notebook))
     atomic_write_text(out_dir / f"{name}.html", _html_page(notebook))
-    written = sorted(p.name for p in out_dir.iterdir() if p.name not in before or p.name.startswith(f"{name}."))
+    written = sorted(p.name for p in out_dir.iterdir() if p.name.startswith(f"{name}."))
     return NotebookOutcome(name, ok, seconds, message, written)
 
 
@@ -133,12 +136,19 @@ def reproduce(names=None, mode: str = "quick", seeds=None, *, store=experiments.
         "activitynet_features": None if activitynet_features is None else str(Path(activitynet_features).resolve()),
         "output_dir": str(out_dir),
     }
-    outcomes = []
-    for name in tqdm(names, desc="notebooks", unit="notebook", disable=not progress):
-        outcome = execute_notebook(name, parameters, out_dir)
-        outcomes.append(outcome)
-        if not outcome.ok:
-            echo(f"notebook {name} failed: {outcome.message} (see {out_dir / (name + '.html')})")
+    outcomes = {}
+    parallel = max(1, min(len(names), os.cpu_count() or 1, MAX_PARALLEL_NOTEBOOKS))
+    bar = tqdm(total=len(names), desc="notebooks", unit="notebook", disable=not progress)
+    with ThreadPoolExecutor(parallel) as pool:  # each notebook runs in its own kernel process
+        futures = {pool.submit(execute_notebook, name, parameters, out_dir): name for name in names}
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes[outcome.name] = outcome
+            bar.update(1)
+            if not outcome.ok:
+                bar.write(f"notebook {outcome.name} failed: {outcome.message} (see {out_dir / (outcome.name + '.html')})")
+    bar.close()
+    outcomes = [outcomes[name] for name in names]
     summary = {
         "mode": mode, "seeds": list(seeds), "store": parameters["store"], "device": device,
         "grid": {"trained": len(grid.trained), "cached": len(grid.cached), "failed": grid.failed, "seconds": grid.seconds},
