@@ -12,6 +12,9 @@
 #      1e-4 does not move within this budget); prints iterations/s and the final mAP table
 #   3. the explorer's path: inference of the run's test split on the device (Run.scores), then
 #      benchmarks/bench_explorer.py --quick on the scores it wrote
+#   4. the training part of the reproduction's full mode on a slice of the grid (Table 5: six
+#      configs, seed 0) with several processes sharing the GPU, from an empty store; the whole
+#      grid is 24 configs x 3 seeds, and the script prints the time it extrapolates for it
 # Summary: ${OUT:-/tmp}/gpu_check.txt (the full log is ${OUT:-/tmp}/gpu_check.log).
 #
 # Environment knobs (for a CPU dry run: GPU_CHECK_DEVICE=cpu GPU_CHECK_ITERATIONS=20 ...):
@@ -20,7 +23,11 @@
 #   GPU_CHECK_EVAL_EVERY  500      evaluate every this many iterations
 #   GPU_CHECK_REPEATS     20       timed calls per workload in the benchmark
 #   GPU_CHECK_STEP_TIMEOUT 280     seconds at most per step
-#   GPU_CHECK_BUDGET      270      seconds at most for all steps together
+#   GPU_CHECK_BUDGET      270      seconds at most for steps 1-3 together (step 4 comes on top)
+#   GPU_CHECK_REPRODUCE   1        0: skip step 4
+#   GPU_CHECK_REPRODUCE_ONLY table5   artefacts of step 4
+#   GPU_CHECK_REPRODUCE_WORKERS 6     training processes of step 4
+#   GPU_CHECK_REPRODUCE_TIMEOUT 330   seconds at most for step 4
 #   GPU_CHECK_BENCH_FLAGS ""       extra flags for bench_train.py (e.g. --quick for a dry run)
 #   GPU_CHECK_INSTALL     1        0: skip `pip install -e .` (PYTHONPATH=. is set either way)
 #   PYTHON                python3  the interpreter
@@ -202,6 +209,41 @@ EOF
         run_step "bench explorer" "$PYTHON" benchmarks/bench_explorer.py --quick --scores "$RUN_DIR/scores_test.h5" \
             && grep -E "median|faster" "$LOG" | tail -7 | tee -a "$SUMMARY" >/dev/null
     fi
+fi
+
+# -- 4. the reproduction in full mode, a slice of the grid ----------------------------------
+# The training part of `wtal reproduce --mode full` (the notebooks that follow read the store on the
+# CPU, and the GPU image has no Jupyter packages).
+if [[ ${GPU_CHECK_REPRODUCE:-1} != 0 ]]; then
+    only=${GPU_CHECK_REPRODUCE_ONLY:-table5}
+    workers=${GPU_CHECK_REPRODUCE_WORKERS:-6}
+    say "[reproduce] full-mode grid of: $only, seed 0, $workers worker processes on $DEVICE, empty store"
+    set +e
+    # shellcheck disable=SC2086  # $only is a list of names
+    # a file, not stdin: the worker processes (spawned) re-import the main module from its path
+    cat >"$OUT_DIR/reproduce_slice.py" <<'EOF'
+import sys, time
+from wtal_kit import experiments
+
+if __name__ == "__main__":
+    store, device, workers, names = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+    jobs = experiments.grid(names, "full", (0,), device=device)
+    started = time.perf_counter()
+    summary = experiments.run_jobs(jobs, store, workers=workers, progress=False)
+    wall = time.perf_counter() - started
+    print(f"reproduce: {summary.line()}")
+    whole = len(experiments.grid(None, "full", experiments.DEFAULT_SEEDS))
+    print(f"reproduce: {len(jobs)} runs of {jobs[0].config.iterations} iterations in {wall:.0f} s with {workers} workers; "
+          f"the whole grid ({whole} runs, 3 seeds) at this rate: about {wall * whole / len(jobs) / 60:.0f} min")
+    for key in summary.trained:
+        entry = experiments.ResultsStore(store).get(key)
+        print(f"reproduce:   {key} {entry.info['seconds']:.0f} s, avg mAP {100 * entry.results['map']['avg']:.1f}")
+EOF
+    timeout "${GPU_CHECK_REPRODUCE_TIMEOUT:-330}" "$PYTHON" "$OUT_DIR/reproduce_slice.py" "$OUT_DIR/store" "$DEVICE" "$workers" $only \
+        2>&1 | tee -a "$LOG" | grep "^reproduce:" | tee -a "$SUMMARY"
+    status=${PIPESTATUS[0]}
+    set -e
+    ((status == 124)) && say "[reproduce] TIMED OUT"
 fi
 
 say "total $((SECONDS - START)) s; summary in $SUMMARY, log in $LOG"
