@@ -115,9 +115,9 @@ def _sources(name: str) -> list[tuple[str, str, list]]:
                   ("code", 'views = wtal_kit.reproduction.figure5_views(results)\n'
                            'table = wtal_kit.reproduction.figure5_table(views, results)\n'
                            'table.to_csv(out / "figure5.csv", index=False)\ntable', []),
-                  ("code", 'figure = widgets.figures.timelines(views, results.label())\n'
+                  ("code", 'figure = widgets.figures.timelines(views, wtal_kit.reproduction.figure5_label(results))\n'
                            'widgets.figures.save_figure(figure, out / "figure5")\n'
-                           'page = widgets.figures.write_html(widgets.figures.timelines_plotly(views, results.label()), '
+                           'page = widgets.figures.write_html(\n    widgets.figures.timelines_plotly(views, wtal_kit.reproduction.figure5_label(results)),\n    '
                            'out / "figure5_interactive.html")\n'
                            'print("interactive version:", page)\nwidgets.figures.show(figure)', [])]
     elif name == "claims":

@@ -120,6 +120,7 @@ def test_figure5_picks_the_video_with_most_instances_of_each_class(figure5_resul
         assert len(view.ground_truth) == counts.max()
     table = R.figure5_table(views, figure5_results)
     assert list(table["class"]) == list(R.FIGURE5_CLASSES) and (table["ground truth"] > 0).all()
+    assert R.figure5_label(figure5_results).endswith("the run of seed 0 (its test split)")
 
 
 def test_figure5_stacks_four_rows_per_class(figure5_results, tmp_path):

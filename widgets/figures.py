@@ -293,11 +293,24 @@ def save_figure(fig, path_without_suffix) -> list[Path]:
     return paths
 
 
+PLOTLY_JS = "plotly.min.js"
+
+
 def write_html(fig: go.Figure, path) -> Path:
-    """A page of the interactive figure that needs no network: plotly.min.js is written beside it once."""
+    """A page of the interactive figure that needs no network: it loads plotly.min.js from its folder.
+
+    The bundle is written beside the page when missing (atomically, as is the page: several
+    notebooks may write into one folder at once).
+    """
+    from plotly.offline import get_plotlyjs
+
+    from wtal_kit.atomic import atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs="directory", full_html=True)
+    bundle = path.parent / PLOTLY_JS
+    if not bundle.is_file():
+        atomic_write_text(bundle, get_plotlyjs())
+    atomic_write_text(path, fig.to_html(include_plotlyjs="directory", full_html=True))
     return path
 
 

@@ -521,10 +521,7 @@ def figure5_views(results, classes=FIGURE5_CLASSES, seed: int | None = None, tio
     at ``tiou``. A class absent from the test split's ground truth is left out.
     """
     label = results.artefact.variants[0].label
-    seeds = [s for s in results.seeds if (label, s) in results.entries] if seed is None else [seed]
-    if not seeds or (label, seeds[0]) not in results.entries:
-        raise InputError(f"no result of {label!r} for Figure 5 (train it first)", field="seed")
-    entry = results.entries[(label, seeds[0])]
+    entry = results.entries[(label, figure5_seed(results, seed))]
     config = entry.config
     localizer = entry.run().localizer()
     views = []
@@ -538,6 +535,20 @@ def figure5_views(results, classes=FIGURE5_CLASSES, seed: int | None = None, tio
     return views
 
 
+def figure5_seed(results, seed: int | None = None) -> int:
+    """The seed whose run Figure 5 shows: ``seed``, else the first of ``results.seeds`` with a result."""
+    label = results.artefact.variants[0].label
+    seeds = [s for s in results.seeds if (label, s) in results.entries] if seed is None else [seed]
+    if not seeds or (label, seeds[0]) not in results.entries:
+        raise InputError(f"no result of {label!r} for Figure 5 (train it first)", field="seed")
+    return seeds[0]
+
+
+def figure5_label(results, seed: int | None = None) -> str:
+    """``results.label()`` for Figure 5, which shows one run: it names that run's seed."""
+    return f"{results.label()}; this figure: the run of seed {figure5_seed(results, seed)} (its test split)"
+
+
 def figure5_table(views, results=None) -> pd.DataFrame:
     """One row per Figure 5 panel: class, video, duration (s), ground truth, detections, true positives, missed, P(c|V)."""
     rows = []
@@ -548,6 +559,6 @@ def figure5_table(views, results=None) -> pd.DataFrame:
             f"true positives @{view.tiou:g}": int(view.detections["true_positive"].sum()),
             f"missed @{view.tiou:g}": int((~view.ground_truth["matched"].astype(bool)).sum()),
             "P(c|V)": view.video_prob,
-            "source": "" if results is None else results.label(),
+            "source": "" if results is None else figure5_label(results),
         })
     return pd.DataFrame(rows)
