@@ -42,6 +42,9 @@ Readers and writers
     read_ground_truth_json, write_ground_truth_json, read_detections_json, write_detections_json
                                                 ActivityNet-style JSON
     load_ground_truth                           ground truth from any of the above
+Reproducing the paper
+    experiments       the tables and figures as grids of configs, the results store, the runner
+    reproduction      tables with the published rows beside ours, the claims check, the protocol audit
 Errors
     WtalError         base of every error raised on purpose
     InputError        bad input: names the file, the video and the field
@@ -87,7 +90,10 @@ _LOCATIONS = {
     "load_ground_truth": "wtal_kit.data.ground_truth",
 }
 
-__all__ = sorted(_LOCATIONS) + ["InputError", "WtalError", "__version__"]
+# Submodules a notebook reaches as ``wtal_kit.<name>`` without importing them itself.
+_SUBMODULES = ("experiments", "reproduction")
+
+__all__ = sorted(_LOCATIONS) + list(_SUBMODULES) + ["InputError", "WtalError", "__version__"]
 
 
 def __getattr__(name: str):
@@ -95,6 +101,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LOCATIONS[name]), name)
         globals()[name] = value  # later lookups skip this function
         return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"wtal_kit.{name}")
     raise AttributeError(f"module 'wtal_kit' has no attribute {name!r}")
 
 

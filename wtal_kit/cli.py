@@ -286,9 +286,10 @@ def cmd_reproduce(args) -> int:
                 raise InputError(f"{flag} is for --mode full (smoke and quick use the embedded benchmark)", field=flag[2:])
             if not Path(path).is_file():
                 raise InputError("no such feature store (make one with `wtal convert`)", file=path)
-    workers = args.workers or default_workers(args.device)
+    device = args.device or "auto"
+    workers = args.workers or default_workers(device)
     summary = reproduce(args.only, args.mode, args.seeds, store=args.store, out_dir=args.out, features=args.features,
-                        activitynet_features=args.activitynet_features, device=args.device, workers=workers,
+                        activitynet_features=args.activitynet_features, device=device, workers=workers,
                         progress=not args.no_progress)
     failed = summary["grid"]["failed"] or not all(item["ok"] for item in summary["notebooks"])
     return 1 if failed else 0

@@ -93,7 +93,7 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path, *, timeout: int
     seconds = time.perf_counter() - started
     atomic_write_text(out_dir / f"{name}.ipynb", nbformat.writes(notebook))
     atomic_write_text(out_dir / f"{name}.html", _html_page(notebook))
-    written = sorted(p.name for p in out_dir.iterdir() if p.name.startswith(f"{name}."))
+    written = sorted(p.name for p in out_dir.iterdir() if p.name.startswith((f"{name}.", f"{name}_")))
     return NotebookOutcome(name, ok, seconds, message, written)
 
 
