@@ -19,6 +19,9 @@ def test_paper_preset_has_the_papers_settings():
     for name, value in expected.items():
         assert getattr(config, name) == pytest.approx(value), name
     assert config == Config()
+    # not in the paper: the embedding is centred on the training-feature mean (a reparametrization that
+    # leaves the network and its initial function unchanged; docs/method.md, "Why training collapsed ...")
+    assert config.center_features is True
 
 
 def test_quick_preset_is_named_and_differs_only_in_budget():

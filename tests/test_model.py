@@ -45,6 +45,46 @@ def test_initialisation_matches_authors_code():
     assert torch.count_nonzero(model.embedding[0].bias) == 0 and torch.count_nonzero(model.classifier.bias) == 0
 
 
+def test_centring_keeps_the_function_and_centres_the_weight_gradient():
+    # center_inputs(mu): h = W_e (x - mu) + b_e with b_e += W_e mu, so the outputs are unchanged; the
+    # gradient on W_e becomes sum_i g_i (x_i - mu)^T (docs/method.md, "Why training collapsed ...").
+    torch.manual_seed(0)
+    x = torch.rand(2, 9, 6, dtype=torch.float64) + 0.5  # non-negative, uncentred
+    mu = x.reshape(-1, 6).mean(0)
+    plain = WtalModel(feature_dim=6, num_classes=3, generator=torch.Generator().manual_seed(4)).double().eval()
+    centred = WtalModel(feature_dim=6, num_classes=3, generator=torch.Generator().manual_seed(4)).double().eval()
+    assert centred.center_inputs(mu) is centred
+    torch.testing.assert_close(centred.input_mean, mu)
+    for a, b in zip(plain(x), centred(x)):
+        torch.testing.assert_close(a, b)  # the same initial network
+    for model in (plain, centred):
+        u, cas, _ = model(x)
+        (u.square().sum() + cas.sum()).backward()
+    h_grad = plain.embedding[0].bias.grad  # sum_i g_i: the same in both
+    torch.testing.assert_close(centred.embedding[0].bias.grad, h_grad)
+    expected = plain.embedding[0].weight.grad - torch.outer(h_grad, mu)  # sum_i g_i x_i^T - (sum_i g_i) mu^T
+    torch.testing.assert_close(centred.embedding[0].weight.grad, expected)
+    # re-centring on another mean, or back to 0, still keeps the function
+    for again in (mu / 2, torch.zeros(6, dtype=torch.float64)):
+        centred.center_inputs(again)
+        torch.testing.assert_close(centred(x)[2], plain(x)[2])
+    assert not centred._centered  # mu = 0: the plain W_e x + b_e path
+
+
+def test_centring_travels_in_the_state_dict_and_old_checkpoints_load():
+    torch.manual_seed(1)
+    x = torch.rand(1, 5, 6)
+    model = WtalModel(feature_dim=6, num_classes=3).center_inputs(torch.full((6,), 0.4)).eval()
+    copy = WtalModel(feature_dim=6, num_classes=3).eval()
+    copy.load_state_dict(model.state_dict())
+    assert copy._centered and torch.equal(copy(x)[2], model(x)[2])
+    old = {k: v for k, v in WtalModel(feature_dim=6, num_classes=3).state_dict().items() if k != "input_mean"}
+    copy.load_state_dict(old)  # a checkpoint from before centring: strict loading still works, mu = 0
+    assert not copy._centered and torch.count_nonzero(copy.input_mean) == 0
+    with pytest.raises(ValueError, match="shape"):
+        model.center_inputs(torch.zeros(5))
+
+
 def test_clipping_bounds_activations():
     model = small_model(kappa=4.0).eval()
     x = 100 * torch.randn(3, 7, 6)  # large inputs push many logits beyond +-4

@@ -77,6 +77,7 @@ class Config:
     # -- model ----------------------------------------------------------------
     dropout: float = _field(0.7, "after the embedding's ReLU; not stated in the paper (the released code and W-TALC use 0.7)")
     kappa: float | None = _field(4.0, "clip activations to [-kappa, kappa] (paper Table 5); None: no clipping")
+    center_features: bool = _field(True, "embedding W_e (x - mu) + b_e, mu = training-feature mean, b_e starting at W_e mu: the same initial network; without it units die (docs/method.md, 'Why training collapsed')")
 
     # -- video-level score (Eq. 2-4) ------------------------------------------
     block_processing: bool = _field(True, "False: the whole video is one block (paper Table 4)")

@@ -13,6 +13,14 @@ clipped class activation sequence ``cas`` (for the losses) and the unclipped ``l
 (the authors' released code localizes on raw logits; docs/method.md, "Where the released
 code differs").
 
+Feature centring (:meth:`WtalModel.center_inputs`, ``Config.center_features``): the embedding
+may be written ``W_e (x_i - mu) + b_e`` with a fixed mu (the training features' mean), b_e
+starting at ``W_e mu`` so that the initial network is unchanged. The network and its function
+class are the paper's; only the coordinates Adam updates differ, and with them whether the
+embedding survives training (docs/method.md, "Why training collapsed on the ActivityNet
+layout"). ``mu = 0`` (the default, and every checkpoint saved before centring existed) is the
+plain ``W_e x_i + b_e``.
+
 Randomness: pass a ``torch.Generator`` to the constructor (initial weights) and to
 ``forward`` (dropout mask) and the global RNG is never touched, so training can run in a
 background thread; with the same seed the numbers equal those drawn from
@@ -24,6 +32,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wtal_kit._relu_dropout import relu_dropout, relu_dropout_
@@ -84,6 +93,9 @@ class WtalModel(nn.Module):
         )
         self.classifier = nn.utils.skip_init(nn.Linear, self.feature_dim, self.num_classes)  # W_f, b_f
         self._init_weights(generator)
+        # mu of the centred embedding W_e (x - mu) + b_e; zero: not centred (see center_inputs)
+        self.register_buffer("input_mean", torch.zeros(self.feature_dim))
+        self._centered = False
 
     def _init_weights(self, generator: torch.Generator | None) -> None:
         """Xavier-uniform W_e and W_f, zero biases (the released code's initialisation)."""
@@ -98,6 +110,36 @@ class WtalModel(nn.Module):
         for layer in layers:
             nn.init.xavier_uniform_(layer.weight, generator=generator)
             nn.init.zeros_(layer.bias)
+
+    def center_inputs(self, mean) -> "WtalModel":
+        """Centre the embedding on ``mean`` (d,): h = W_e (x - mean) + b_e, the network's output unchanged.
+
+        b_e absorbs W_e (mean - previous mean), so the model computes exactly the same function
+        before and after the call (up to rounding); what changes is training. The gradient on
+        W_e becomes sum_i g_i (x_i - mean)^T instead of sum_i g_i x_i^T: for non-negative,
+        uncentred features the latter has the same sign across a whole row of W_e, and Adam,
+        which moves every weight by about lr per step whatever its gradient's size, then shifts
+        that unit's pre-activation by lr * |x|_1 per step (docs/method.md, "Why training
+        collapsed on the ActivityNet layout"). ``mean`` all zero switches centring off.
+        Returns the model.
+        """
+        linear = self.embedding[0]
+        mean = torch.as_tensor(mean).detach().to(device=linear.weight.device, dtype=linear.weight.dtype)
+        if mean.shape != (self.feature_dim,):
+            raise ValueError(f"the input mean must have shape ({self.feature_dim},), got {tuple(mean.shape)}")
+        if not bool(torch.isfinite(mean).all()):
+            raise ValueError("the input mean must be finite")
+        with torch.no_grad():
+            linear.bias.add_(linear.weight @ (mean - self.input_mean))  # keeps W_e (x - mu) + b_e unchanged
+            self.input_mean.copy_(mean)
+        self._centered = bool(mean.any())
+        return self
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint from before centring existed has no input_mean: it is the uncentred model (mu = 0).
+        state_dict.setdefault(prefix + "input_mean", torch.zeros_like(self.input_mean))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._centered = bool(self.input_mean.any())
 
     @property
     def classifier_weight(self) -> Tensor:
@@ -115,11 +157,24 @@ class WtalModel(nn.Module):
         """
         _check_features(x, self.feature_dim)
         batch, num_segments, _ = x.shape
-        h = self.embedding[0](x.reshape(batch * num_segments, -1))  # (B*T, d): W_e x + b_e, one row per segment
+        h = self._embed(x.reshape(batch * num_segments, -1))  # (B*T, d): W_e (x - mu) + b_e, one row per segment
         u = self._relu_dropout(h, generator).view(batch, num_segments, -1)  # (B, T, d): Dropout(ReLU(h)), Sec. 3.2
         logits = self.classifier(u)  # (B, T, C): W_f u + b_f
         cas = clip_activations(logits, self.kappa)  # (B, T, C): phi_kappa, Eq. 1
         return u, cas, logits
+
+    def _embed(self, x: Tensor) -> Tensor:
+        """W_e (x - mu) + b_e for x (N, d), computed as W_e x + (b_e - W_e mu): no centred copy of x.
+
+        The gradient reaching W_e is then sum_i g_i x_i^T - (sum_i g_i) mu^T = sum_i g_i (x_i - mu)^T.
+        The folded bias is computed in float32 even under autocast (b_e and W_e mu nearly cancel).
+        """
+        linear = self.embedding[0]
+        if not self._centered:
+            return linear(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            bias = torch.addmv(linear.bias, linear.weight, self.input_mean, alpha=-1)  # b_e - W_e mu, (d,)
+        return F.linear(x, linear.weight, bias)
 
     def _relu_dropout(self, h: Tensor, generator: torch.Generator | None) -> Tensor:
         """Dropout_p(ReLU(h)) for h (N, d), the fresh (not a view) output of the embedding Linear."""

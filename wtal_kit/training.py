@@ -186,6 +186,31 @@ class FeatureCache:
         return array
 
 
+CENTERING_VIDEOS = 256  # the training-feature mean of Config.center_features is taken over at most this many videos
+
+
+def training_feature_mean(features, train_indices, max_videos: int = CENTERING_VIDEOS) -> np.ndarray:
+    """Per-dimension mean of the training features, (d,) float32: mu of ``Config.center_features``.
+
+    ``features``: index -> (n_i, d) array (a :class:`FeatureCache` or ``dataset.features``).
+    Every segment of at most ``max_videos`` training videos, evenly spaced over the split
+    (deterministic; about 0.3 s at d = 256 on the ActivityNet layout), weighs the same.
+    """
+    train_indices = np.asarray(train_indices)
+    if len(train_indices) == 0:
+        raise InputError("no training videos to take the feature mean of", field="train_subset")
+    picks = np.unique(np.linspace(0, len(train_indices) - 1, min(len(train_indices), max_videos)).round().astype(np.int64))
+    total, count = None, 0
+    for index in train_indices[picks]:
+        array = np.asarray(features(int(index)))
+        part = array.sum(axis=0, dtype=np.float64)  # (d,)
+        total = part if total is None else total + part
+        count += len(array)
+    if count == 0:
+        raise InputError("the training videos have no segments", field="train_subset")
+    return (total / count).astype(np.float32)
+
+
 # -- one step -------------------------------------------------------------------------
 def build_custom_factors(config: Config, num_classes: int) -> torch.nn.Parameter | None:
     """A_c of the learnable metric M_c = A_c^T A_c (distance "custom"), (C, r, d)."""
@@ -261,9 +286,15 @@ class _State:
     generator: torch.Generator  # initialisation, then dropout masks
 
     @classmethod
-    def fresh(cls, config: Config, num_classes: int, device: torch.device) -> "_State":
+    def fresh(cls, config: Config, num_classes: int, device: torch.device, input_mean=None) -> "_State":
+        """input_mean: mu of ``config.center_features`` (:func:`training_feature_mean`), needed when it is on."""
         generator = torch.Generator(device="cpu").manual_seed(config.seed)
-        model = build_model(config, num_classes, generator=generator).to(device)
+        model = build_model(config, num_classes, generator=generator)
+        if config.center_features:
+            if input_mean is None:
+                raise ValueError("center_features needs the training-feature mean")
+            model.center_inputs(torch.from_numpy(np.asarray(input_mean, dtype=np.float32)))
+        model = model.to(device)
         if device.type != "cpu":  # dropout masks are drawn on the device
             generator = torch.Generator(device=device).manual_seed(config.seed)
         custom_factors = build_custom_factors(config, num_classes)
@@ -446,9 +477,10 @@ def train(
     annotations = dataset.annotations
     split = _Split.of(config, dataset)
     device = resolve_device(config.device)
-    state = _State.fresh(config, annotations.num_classes, device)
-    sampler = BatchSampler(annotations.video_labels[split.train_indices], config)
     cache = FeatureCache(dataset, config.feature_cache_mb)
+    input_mean = training_feature_mean(cache, split.train_indices) if config.center_features else None
+    state = _State.fresh(config, annotations.num_classes, device, input_mean)
+    sampler = BatchSampler(annotations.video_labels[split.train_indices], config)
     labels_all = torch.from_numpy(annotations.video_labels.astype(np.float32))  # (N, C)
 
     log = _MetricsLog(run_dir, config)
@@ -561,5 +593,6 @@ def untrained_result(config: Config, dataset: FeatureDataset | None = None) -> E
     dataset = dataset or load_dataset(config)
     split = _Split.of(config, dataset)
     device = resolve_device(config.device)
-    state = _State.fresh(config, dataset.annotations.num_classes, device)
+    input_mean = training_feature_mean(dataset.features, split.train_indices) if config.center_features else None
+    state = _State.fresh(config, dataset.annotations.num_classes, device, input_mean)
     return _evaluate(state, dataset, split, config, device, "untrained", 0).evaluation
