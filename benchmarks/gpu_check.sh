@@ -220,26 +220,7 @@ if [[ ${GPU_CHECK_REPRODUCE:-1} != 0 ]]; then
     say "[reproduce] full-mode grid of: $only, seed 0, $workers worker processes on $DEVICE, empty store"
     set +e
     # shellcheck disable=SC2086  # $only is a list of names
-    # a file, not stdin: the worker processes (spawned) re-import the main module from its path
-    cat >"$OUT_DIR/reproduce_slice.py" <<'EOF'
-import sys, time
-from wtal_kit import experiments
-
-if __name__ == "__main__":
-    store, device, workers, names = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-    jobs = experiments.grid(names, "full", (0,), device=device)
-    started = time.perf_counter()
-    summary = experiments.run_jobs(jobs, store, workers=workers, progress=False)
-    wall = time.perf_counter() - started
-    print(f"reproduce: {summary.line()}")
-    whole = len(experiments.grid(None, "full", experiments.DEFAULT_SEEDS))
-    print(f"reproduce: {len(jobs)} runs of {jobs[0].config.iterations} iterations in {wall:.0f} s with {workers} workers; "
-          f"the whole grid ({whole} runs, 3 seeds) at this rate: about {wall * whole / len(jobs) / 60:.0f} min")
-    for key in summary.trained:
-        entry = experiments.ResultsStore(store).get(key)
-        print(f"reproduce:   {key} {entry.info['seconds']:.0f} s, avg mAP {100 * entry.results['map']['avg']:.1f}")
-EOF
-    timeout "${GPU_CHECK_REPRODUCE_TIMEOUT:-330}" "$PYTHON" "$OUT_DIR/reproduce_slice.py" "$OUT_DIR/store" "$DEVICE" "$workers" $only \
+    timeout "${GPU_CHECK_REPRODUCE_TIMEOUT:-330}" "$PYTHON" benchmarks/reproduce_slice.py "$OUT_DIR/store" "$DEVICE" "$workers" $only \
         2>&1 | tee -a "$LOG" | grep "^reproduce:" | tee -a "$SUMMARY"
     status=${PIPESTATUS[0]}
     set -e
