@@ -1,6 +1,7 @@
 """The Config dataclass: the paper's defaults (docs/method.md, 'Defaults'), presets, validation, JSON."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -79,3 +80,13 @@ def test_every_field_has_help_in_its_metadata():
 
     for field in dataclasses.fields(Config):
         assert len(field_help(field.name)) > 10, field.name
+
+
+def test_a_config_saved_before_centring_existed_reads_as_uncentred(tmp_path):
+    saved = Config.from_preset("quick").to_dict()
+    del saved["center_features"]  # what config.json held before issue 12
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(saved))
+    assert Config.from_json(path).center_features is False
+    assert Config().center_features is True  # while a new config centres
+    assert Config.from_dict({**saved, "center_features": True}).center_features is True

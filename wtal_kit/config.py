@@ -189,7 +189,9 @@ class Config:
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise InputError(f"unknown config field(s) {unknown}", field="config")
-        return cls(**data)
+        # A field missing from a saved config means the run predates it: take the value that
+        # reproduces what that run did, not today's default.
+        return cls(**{**BEFORE_THE_FIELD_EXISTED, **data})
 
     @classmethod
     def from_json(cls, path) -> "Config":
@@ -212,6 +214,10 @@ class Config:
     def effective_block_size(self) -> int | None:
         """The block size the losses see: None when block processing is off."""
         return self.block_size if self.block_processing else None
+
+
+# What a config saved before a field existed meant by its absence (Config.from_dict).
+BEFORE_THE_FIELD_EXISTED = {"center_features": False}  # issue 12: runs until then trained uncentred
 
 
 # Fields of a plain type (not Optional): the type every value must have.
