@@ -20,8 +20,8 @@ from wtal_kit.training import train, untrained_result
 
 # Measured (README, "What the default model scores"): the same demo under 9 emulated CPU code paths and
 # thread counts; training amplifies last-digit differences of the CPU's math kernels.
-CPU_SPREAD = ("On CPU these figures vary by machine: 9 CPU code-path / thread settings gave avg mAP 39.2-41.7 "
-              "(@0.1: 65.2-68.0, @0.5: 31.3-33.8); one machine repeats its own numbers bit for bit.")
+CPU_SPREAD = ("On CPU these figures vary by machine: 5 CPU code-path / thread settings gave avg mAP 44.1-44.4 "
+              "(@0.1: 70.3-70.5, @0.5: 36.2-36.8); one machine repeats its own numbers bit for bit.")
 
 
 def demo_config() -> Config:
