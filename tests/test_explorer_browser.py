@@ -54,7 +54,7 @@ def test_explorer_in_chromium(trained_quick_run, tmp_path):
             # a click on the figure moves the time cursor there, and the page says what lies under it
             box = page.locator(".js-plotly-plot").first.bounding_box()
             page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.45)
-            page.wait_for_function("() => /t = [1-9][0-9.]* s · segment [0-9]+/.test(document.body.innerText)", timeout=30_000)
+            page.wait_for_function("() => /t = [1-9][0-9.]* s · segment [0-9]+/.test(document.body.innerText)", timeout=60_000)
 
             # a path outside the configured folders is refused, in one line, and the app keeps working
             page.get_by_placeholder("run folder or scores file").fill("/etc")
