@@ -142,15 +142,25 @@ def _runs(kept: np.ndarray):
 
 
 def runs_in_rows(kept_rows: np.ndarray):
-    """Maximal runs of True in each row of ``kept_rows`` (R, L): ``(rows, starts, ends)``, ordered by row, then start."""
-    num_rows = kept_rows.shape[0]
-    border = np.zeros((num_rows, 1), dtype=np.int8)
-    padded = np.concatenate([border, kept_rows.astype(np.int8), border], axis=1)  # (R, L + 2)
-    steps = np.diff(padded, axis=1)  # (R, L + 1): +1 where a run starts, -1 one past where it ends
-    # np.nonzero walks row-major: row first, then position, so starts and ends pair up in order.
-    rows, starts = np.nonzero(steps == 1)
-    _, ends = np.nonzero(steps == -1)
-    return rows.astype(np.int64), starts.astype(np.int64), ends.astype(np.int64)
+    """Maximal runs of True in each row of ``kept_rows`` (R, L): ``(rows, starts, ends)``, ordered by row, then start.
+
+    Works on the positions of the True values only (a split's kept segments are a small share of
+    it), found in one row-major pass: a run breaks where positions stop being consecutive or a
+    row ends.
+    """
+    num_rows, row_length = kept_rows.shape
+    positions = np.flatnonzero(kept_rows)  # (m,) row-major: by row, then position
+    if len(positions) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy(), empty.copy()
+    row = positions // row_length  # (m,)
+    breaks = np.flatnonzero((np.diff(positions) != 1) | (np.diff(row) != 0))  # (runs - 1,) last index of a run
+    first = np.concatenate([[0], breaks + 1])  # (runs,) index of each run's first position
+    last = np.concatenate([breaks, [len(positions) - 1]])  # (runs,) index of each run's last position
+    rows = row[first].astype(np.int64)
+    starts = (positions[first] - rows * row_length).astype(np.int64)
+    ends = (positions[last] - rows * row_length + 1).astype(np.int64)
+    return rows, starts, ends
 
 
 def _run_max(values: np.ndarray, classes, starts, ends) -> np.ndarray:

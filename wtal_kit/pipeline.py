@@ -43,7 +43,6 @@ from wtal_kit.localization import (
     _sigmoid,
     _touches_ambiguous,
     block_topk_mean,
-    padded_rows,
     run_max_in_rows,
     runs_in_rows,
 )
@@ -129,15 +128,24 @@ class Localizer:
         self.lengths = lengths
         self.video_start = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])  # (N,) first position of each video
         total = int((lengths + 1).sum())
-        logits_rows = np.full((self.num_classes, total), -np.inf)  # (C, total), classes as rows
-        for i, video in enumerate(self.videos):
-            logits_rows[:, self.video_start[i] : self.video_start[i] + lengths[i]] = np.asarray(scores.logits[video], dtype=np.float64).T
-        self.separator = np.isneginf(logits_rows[0])  # (total,) True on separator positions
-        self._logits_rows = logits_rows
-        clipped = logits_rows if self.kappa is None else np.clip(logits_rows, -self.kappa, self.kappa)  # phi_kappa (Eq. 1)
-        self._probs_rows = np.where(self.separator, 0.0, _sigmoid(np.where(self.separator, 0.0, clipped)))  # (C, total)
-        self._probs_flat = padded_rows(self._probs_rows)
-        self._logits_flat = None  # built on first wsad_code use
+        rows = self.num_classes * total
+        # The scores' own precision (float32 from a scores file): converting up is exact, and
+        # every comparison and sum below is done in float64, so the numbers equal localize_videos'.
+        dtype = np.result_type(np.float32, *(np.asarray(scores.logits[video]).dtype for video in self.videos))
+        # Classes as rows, rows one after another, then one -inf pad: the layout run_max_in_rows reads.
+        self._logits_flat = np.full(rows + 1, -np.inf, dtype=dtype)  # (C * total + 1,)
+        self._logits_rows = self._logits_flat[:-1].reshape(self.num_classes, total)  # (C, total), a view
+        self._probs_flat = np.zeros(rows + 1)  # (C * total + 1,) float64; separators hold 0
+        self._probs_flat[-1] = -np.inf
+        self._probs_rows = self._probs_flat[:-1].reshape(self.num_classes, total)  # (C, total), a view
+        for i, video in enumerate(self.videos):  # one video at a time: no split-sized temporaries
+            start, stop = self.video_start[i], self.video_start[i] + lengths[i]
+            logits = np.asarray(scores.logits[video]).T  # (C, T)
+            self._logits_rows[:, start:stop] = logits
+            logits = logits.astype(np.float64)
+            clipped = logits if self.kappa is None else np.clip(logits, -self.kappa, self.kappa)  # phi_kappa (Eq. 1)
+            self._probs_rows[:, start:stop] = _sigmoid(clipped)
+        self.separator = np.isneginf(self._logits_rows[0]) if self.num_classes else np.zeros(total, dtype=bool)  # (total,)
         self.video_probs = np.asarray(scores.video_probs, dtype=np.float64)  # (N, C) P(c|V)
         self._wsad_video_score = None  # (N, C), built on first wsad_code use
         self._run_cache: OrderedDict = OrderedDict()
@@ -194,7 +202,7 @@ class Localizer:
         """Runs (rows = classes) -> _Runs in (video, class, start) order, with their peaks."""
         keep = end - start >= min_length
         label, start, end = label[keep], start[keep], end[keep]
-        peak = run_max_in_rows(flat, len(self.separator), label, start, end) if len(label) else np.zeros(0)
+        peak = run_max_in_rows(flat, len(self.separator), label, start, end).astype(np.float64) if len(label) else np.zeros(0)
         video = np.searchsorted(self.video_start, start, side="right") - 1  # (n,)
         order = np.lexsort((start, label, video))  # localize_videos: by video, then class, then start
         local = start - self.video_start[video]
@@ -206,18 +214,17 @@ class Localizer:
         return self._order(label, start, end, self._probs_flat, min_length)
 
     def _wsad_prepare(self):
-        if self._logits_flat is None:
-            self._logits_flat = padded_rows(self._logits_rows)
+        if self._wsad_video_score is None:
             self._wsad_video_score = np.stack(
                 [
-                    block_topk_mean(self._logits_rows[:, s : s + n].T, self.block_size, self.k).max(axis=0)  # (C,) max over blocks
+                    block_topk_mean(self._logits_rows[:, s : s + n].T.astype(np.float64), self.block_size, self.k).max(axis=0)  # (C,) max over blocks
                     for s, n in zip(self.video_start, self.lengths)
                 ]
             ) if len(self.videos) else np.zeros((0, self.num_classes))
             masked_high = np.where(self.separator, -np.inf, self._logits_rows)
             masked_low = np.where(self.separator, np.inf, self._logits_rows)
-            highest = np.maximum.reduceat(masked_high, self.video_start, axis=1)  # (C, N)
-            lowest = np.minimum.reduceat(masked_low, self.video_start, axis=1)  # (C, N)
+            highest = np.maximum.reduceat(masked_high, self.video_start, axis=1).astype(np.float64)  # (C, N)
+            lowest = np.minimum.reduceat(masked_low, self.video_start, axis=1).astype(np.float64)  # (C, N)
             self._wsad_threshold = highest - (highest - lowest) * 0.5  # (C, N) the code's midpoint per video
 
     def _wsad_runs(self, min_length: int) -> _Runs:
@@ -401,7 +408,7 @@ class Localizer:
         sps = self.seconds_per_segment
         n, s = int(self.lengths[i]), int(self.video_start[i])
         segment = np.arange(n)
-        logits = self._logits_rows[c, s : s + n].copy()
+        logits = self._logits_rows[c, s : s + n].astype(np.float64)
         probs = self._probs_rows[c, s : s + n].copy()
         if localization == "paper":
             curve, curve_threshold = probs, threshold
