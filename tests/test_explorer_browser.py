@@ -71,3 +71,30 @@ def test_explorer_in_chromium(trained_quick_run, tmp_path):
                 shutil.copy(screenshot, os.environ["WTAL_SCREENSHOT"])
         assert other is not None
     assert url.process.poll() is not None  # the server is gone
+
+
+@pytest.mark.slow
+def test_explorer_on_an_activitynet_layout_run(tmp_path):
+    """Issue #12: the explorer opens a run of the ActivityNet1.2 layout (2383 videos, 100 classes) and a threshold move works."""
+    require_ui()
+    require_browser()
+    import wtal_kit
+
+    run_dir = tmp_path / "anet"
+    config = wtal_kit.Config.from_preset("quick", dataset="synthetic-activitynet12", feature_dim=16, iterations=6, eval_every=6)
+    wtal_kit.train(config, run_dir, quiet=True)
+    with voila_app(NOTEBOOK, {"run": run_dir, "roots": run_dir}, log_path=tmp_path / "voila.log") as url:
+        with chromium_page(viewport={"width": 1400, "height": 1500}) as page:
+            page.goto(url)
+            wait_for_widgets(page, timeout=180)
+            page.wait_for_selector(TABLE, timeout=180_000)
+            before = map_text(page)
+            assert "@0.5" in before
+            assert page.locator("select[size]").first.locator("option").count() > 100  # the validation videos are listed
+            page.focus(".widget-slider .noUi-handle")
+            for _ in range(15):
+                page.keyboard.press("ArrowLeft")  # a lower threshold: more of this barely trained model's segments kept
+            page.wait_for_function(f"(old) => document.querySelector('{TABLE}').innerText !== old", arg=before, timeout=120_000)
+            text = page.inner_text("body")
+            assert not any(sign in text for sign in TRACEBACK_SIGNS) and VOILA_CELL_ERROR not in text
+    assert url.process.poll() is not None
