@@ -24,7 +24,6 @@ entry; a per-key lock keeps two processes from training the same entry at once.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import hashlib
 import json
