@@ -275,7 +275,6 @@ def cmd_demo(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from wtal_kit import experiments
     from wtal_kit.reports import reproduce
 
     if args.workers is not None and args.workers < 1:

@@ -179,6 +179,19 @@ def base_config(mode: str, layout: str = "thumos14", *, features: str | None = N
     return Config.from_preset("paper", dataset=dataset, device=device)
 
 
+def _base_configs(mode: str, features, activitynet_features, device: str):
+    """layout -> the full method's config there, built once per layout (a feature store is opened once)."""
+    bases: dict[str, Config] = {}
+
+    def base(layout: str) -> Config:
+        if layout not in bases:
+            layout_features = activitynet_features if layout == "activitynet12" else features
+            bases[layout] = base_config(mode, layout, features=layout_features, device=device)
+        return bases[layout]
+
+    return base
+
+
 def variant_config(base: Config, variant: Variant, seed: int) -> Config:
     return base.replace(seed=seed, **variant.changes)
 
@@ -204,14 +217,11 @@ def grid(names=None, mode: str = "quick", seeds=DEFAULT_SEEDS, *, features=None,
     """The jobs of the named artefacts (None: all) in a mode: one per distinct (config, seed)."""
     seeds = check_seeds(seeds)
     jobs: dict[str, Job] = {}
-    bases: dict[str, Config] = {}
+    base = _base_configs(mode, features, activitynet_features, device)
     for name in training_artefacts(names):
         for variant in ARTEFACTS[name].variants:
-            if variant.layout not in bases:
-                layout_features = activitynet_features if variant.layout == "activitynet12" else features
-                bases[variant.layout] = base_config(mode, variant.layout, features=layout_features, device=device)
             for seed in seeds:
-                config = variant_config(bases[variant.layout], variant, seed)
+                config = variant_config(base(variant.layout), variant, seed)
                 key = config_key(config)
                 jobs.setdefault(key, Job(config, key)).uses.append((name, variant.label))
     return list(jobs.values())
@@ -371,7 +381,10 @@ def run_jobs(jobs: list[Job], store: ResultsStore | str = DEFAULT_STORE, *, work
     summary = Summary()
     todo = []
     for job in jobs:
-        (summary.cached.append(job.key) if store.get(job.key) else todo.append(job))
+        if store.get(job.key):
+            summary.cached.append(job.key)
+        else:
+            todo.append(job)
     bar = tqdm(total=len(jobs), initial=len(summary.cached), desc="grid", unit="run", disable=not progress)
 
     def record(key, status, message):
@@ -457,12 +470,11 @@ def collect(name: str, mode: str = "quick", seeds=DEFAULT_SEEDS, store: ResultsS
     store = store if isinstance(store, ResultsStore) else ResultsStore(store)
     seeds = check_seeds(seeds)
     artefact = ARTEFACTS[name]
+    base = _base_configs(mode, features, activitynet_features, device)
     rows, entries, configs, missing = [], {}, {}, []
     for variant in artefact.variants:
-        layout_features = activitynet_features if variant.layout == "activitynet12" else features
-        base = base_config(mode, variant.layout, features=layout_features, device=device)
         for seed in seeds:
-            config = variant_config(base, variant, seed)
+            config = variant_config(base(variant.layout), variant, seed)
             configs.setdefault(variant.label, config)
             entry = store.get(config_key(config))
             if entry is None:
