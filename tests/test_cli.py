@@ -247,3 +247,20 @@ def test_explore_serves_until_interrupted(tiny_run):
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
     assert process.returncode == 0
+
+
+def test_max_per_video_flag_caps_and_is_reported(tiny_run, tmp_path, capsys):
+    scores = tiny_run / "scores_test.h5"
+    out_full, out_capped = tmp_path / "full.json", tmp_path / "capped.json"
+    assert main(["localize", "--scores", str(scores), "--out", str(out_full), "--threshold", "0.2"]) == 0
+    assert main(["localize", "--scores", str(scores), "--out", str(out_capped), "--threshold", "0.2", "--max-per-video", "2"]) == 0
+    assert "at most 2 detections per video" in capsys.readouterr().out
+    full, capped = (json.loads(path.read_text()) for path in (out_full, out_capped))
+    assert max(len(v) for v in full["results"].values()) > 2  # the cap bites on this run
+    assert max(len(v) for v in capped["results"].values()) == 2
+    assert capped["external_data"]["max_per_video"] == 2 and full["external_data"]["max_per_video"] is None
+    assert main(["evaluate", "--scores", str(scores), "--max-per-video", "2"]) == 0
+    assert "at most 2 detections per video" in capsys.readouterr().out
+    assert main(["evaluate", "--scores", str(scores), "--max-per-video", "none"]) == 0
+    assert "detections per video" not in capsys.readouterr().out
+    _assert_one_line_error(run_cli("localize", "--scores", scores, "--max-per-video", "0"), "max_per_video")

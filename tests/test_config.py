@@ -50,6 +50,8 @@ def test_json_round_trip(tmp_path):
         (dict(k=0), "k"),
         (dict(batch_videos=5, batch_classes=4), "batch_videos"),
         (dict(dropout=1.0), "dropout"),
+        (dict(max_per_video=0), "max_per_video"),
+        (dict(max_per_video=2.5), "max_per_video"),
     ],
 )
 def test_bad_values_name_the_field(changes, field):

@@ -21,6 +21,7 @@ from wtal_kit.localization import (
     localize,
     localize_videos,
     localize_wsad_code,
+    top_per_video,
 )
 
 SPS = 16 / 25  # 0.64
@@ -530,3 +531,40 @@ def test_long_input_localizes():
     )
     assert len(localize_wsad_code(logits)) > 0
     assert len(localize_videos({"long": logits}, {"long": np.full(20, 0.5)}, [str(c) for c in range(20)])) == len(found)
+
+
+# ----------------------------------------------------------------------------------------------
+# the per-video cap (top-k by score)
+def test_top_per_video_by_hand():
+    video = np.array(["a", "a", "a", "b", "b"], dtype=object)
+    score = np.array([0.5, 0.9, 0.5, 0.1, 0.2])
+    # video a: 0.9 first, then the two 0.5s in list order (the earlier one wins the tie)
+    assert top_per_video(video, score, 2).tolist() == [True, True, False, True, True]
+    assert top_per_video(video, score, 1).tolist() == [False, True, False, False, True]
+    assert top_per_video(video, score, None).all() and top_per_video(video, score, 3).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), max_size=40), st.integers(1, 6))
+def test_property_top_per_video_keeps_min_count_and_the_best(pairs, cap):
+    video = np.array([v for v, _ in pairs], dtype=np.int64)
+    score = np.array([s / 5 for _, s in pairs], dtype=np.float64)  # few distinct values: ties are common
+    keep = top_per_video(video, score, cap)
+    for v in np.unique(video):
+        mine = video == v
+        assert keep[mine].sum() == min(mine.sum(), cap)
+        if (~keep[mine]).any():
+            assert score[mine & keep].min() >= score[mine & ~keep].max()
+
+
+def test_localize_videos_cap_per_video():
+    logits = {"v1": np.array([[5.0, 5.0], [-5, -5], [5, -5], [-5, -5], [5, 5]]), "v2": np.array([[5.0, -5.0]])}
+    probs = {"v1": np.array([0.9, 0.1]), "v2": np.array([0.5, 0.5])}
+    full = localize_videos(logits, probs, ["A", "B"], "paper")
+    assert full.groupby("video").size().to_dict() == {"v1": 5, "v2": 1}
+    capped = localize_videos(logits, probs, ["A", "B"], "paper", max_per_video=2)
+    # v1's class A runs score max y + 0.7 * 0.9, above class B's (0.7 * 0.1): A's three runs tie, the first two stay
+    assert capped[capped["video"] == "v1"][["label", "t_start"]].values.tolist() == [["A", 0.0], ["A", 2 * 0.64]]
+    assert (capped["video"] == "v2").sum() == 1
+    with pytest.raises(InputError, match="max_per_video"):
+        localize_videos(logits, probs, ["A", "B"], "paper", max_per_video=0)

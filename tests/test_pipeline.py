@@ -31,7 +31,7 @@ def random_scores(test_split):
     return make_scores(test_split, seed=1)
 
 
-def reference(scores: Scores, localization, threshold=0.5, gamma=0.7, min_length=None, kappa="from scores"):
+def reference(scores: Scores, localization, threshold=0.5, gamma=0.7, min_length=None, kappa="from scores", max_per_video=None):
     """The existing functions, composed as before the Localizer existed."""
     return localize_videos(
         scores.logits,
@@ -46,6 +46,7 @@ def reference(scores: Scores, localization, threshold=0.5, gamma=0.7, min_length
         k=10,
         min_length=min_length,
         ambiguous=scores.annotations.ambiguous if localization == "wsad_code" else None,
+        max_per_video=max_per_video,
     )
 
 
@@ -55,6 +56,8 @@ SETTINGS = [
     dict(localization="paper", threshold=0.85, gamma=2.5, min_length=3),
     dict(localization="wsad_code", threshold=0.5, gamma=0.7),
     dict(localization="wsad_code", threshold=0.5, gamma=0.3, min_length=1),
+    dict(localization="paper", threshold=0.2, gamma=0.7, max_per_video=3),
+    dict(localization="wsad_code", threshold=0.5, gamma=0.7, max_per_video=2),
 ]
 
 
@@ -211,3 +214,47 @@ def test_top_classes(tiny):
     localizer = Localizer(tiny)
     assert localizer.top_classes("a") == ["Diving", "Golf"]
     assert localizer.top_classes("b") == ["Golf", "Diving"]
+
+
+@pytest.mark.parametrize("cap", [1, 4])
+def test_cap_keeps_each_videos_best(random_scores, cap):
+    """A cap keeps, per video, the ``cap`` highest scores of the uncapped detections, and only those."""
+    localizer = Localizer(random_scores)
+    full = localizer.detections(threshold=0.2, gamma=0.4)
+    capped = localizer.detections(threshold=0.2, gamma=0.4, max_per_video=cap)
+    counts = full.groupby("video").size()
+    assert (counts > cap).any()  # the cap does bite somewhere
+    assert capped.groupby("video").size().to_dict() == counts.clip(upper=cap).to_dict()
+    assert len(capped.merge(full, how="left", indicator=True).query("_merge != 'both'")) == 0  # a subset
+    for video, mine in full.groupby("video"):
+        kept = capped[capped["video"] == video]["score"]
+        dropped = mine["score"].sort_values(ascending=False).iloc[cap:]
+        if len(dropped):
+            assert kept.min() >= dropped.max()
+    # every view of the page agrees with the capped split
+    table = localizer.video_table(threshold=0.2, gamma=0.4, max_per_video=cap)
+    assert table.set_index("video")["detections"].max() <= cap
+    video = counts.idxmax()
+    view = localizer.view(video, threshold=0.2, gamma=0.4, max_per_video=cap)
+    assert len(view.detections) <= cap
+
+
+def test_cap_changes_with_gamma_not_runs(random_scores, monkeypatch):
+    """The cap ranks by score, which gamma changes: a gamma move re-ranks the cached runs, no new runs."""
+    import wtal_kit.pipeline as pipeline
+
+    localizer = Localizer(random_scores)
+    localizer.evaluate(threshold=0.3, max_per_video=2)
+    calls = []
+    original = pipeline.runs_in_rows
+    monkeypatch.setattr(pipeline, "runs_in_rows", lambda kept: calls.append(1) or original(kept))
+    for gamma in (0.0, 3.0):
+        expected = reference(random_scores, "paper", threshold=0.3, gamma=gamma, max_per_video=2)
+        pd.testing.assert_frame_equal(localizer.detections(threshold=0.3, gamma=gamma, max_per_video=2), expected, check_exact=True)
+    assert calls == []
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "ten"])
+def test_cap_refuses_bad_values(random_scores, bad):
+    with pytest.raises(InputError, match="max_per_video"):
+        Localizer(random_scores).detections(max_per_video=bad)

@@ -32,7 +32,7 @@ EPILOG = "Numbers on the embedded synthetic benchmark are synthetic-benchmark nu
 
 # -- config flags, generated from the Config dataclass (its field metadata is the help) ------------
 NO_CLIPPING = "none"  # --kappa none: the parsed value, turned into kappa=None by config_from_args
-OPTIONAL_INT_FIELDS = ("min_length",)  # int | None fields: 'none' gives None
+OPTIONAL_INT_FIELDS = ("min_length", "max_per_video")  # int | None fields: 'none' gives None
 
 
 def _kappa(text: str):
@@ -111,7 +111,7 @@ def config_from_args(args):
 
 
 def localization_settings(args) -> dict:
-    """threshold, gamma, localization, min_length from the flags, the Config defaults where not given."""
+    """threshold, gamma, localization, min_length, max_per_video from the flags, the Config defaults where not given."""
     from wtal_kit.config import Config
 
     defaults = Config()
@@ -120,7 +120,13 @@ def localization_settings(args) -> dict:
     return settings
 
 
-LOCALIZATION_FIELDS = ("threshold", "gamma", "localization", "min_length")
+def localization_note(settings: dict) -> str:
+    """'paper localization', with the per-video cap when one is set (every report says so)."""
+    cap = settings.get("max_per_video")
+    return f"{settings['localization']} localization" + ("" if cap is None else f", at most {cap} detections per video")
+
+
+LOCALIZATION_FIELDS = ("threshold", "gamma", "localization", "min_length", "max_per_video")
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -176,7 +182,7 @@ def cmd_localize(args) -> int:
     out = args.out or Path(args.scores).with_suffix(".detections.json")
     write_detections_json(out, detections, videos=localizer.videos,
                           external_data={**settings, "scores": Path(args.scores).name})
-    print(f"wrote {out} ({len(detections)} detections, {settings['localization']} localization)")
+    print(f"wrote {out} ({len(detections)} detections, {localization_note(settings)})")
     return 0
 
 
@@ -195,7 +201,7 @@ def cmd_evaluate(args) -> int:
     if args.scores is not None and args.ground_truth is None:
         localizer = _localizer(args.scores)
         settings = localization_settings(args)
-        source = f"{args.scores} ({settings['localization']} localization)"
+        source = f"{args.scores} ({localization_note(settings)})"
         for protocol in protocols:
             evaluation = localizer.evaluate(**settings, iou_thresholds=thresholds, eval_protocol=protocol)
             tables[protocol] = (evaluation.mean_ap, evaluation.per_class)
@@ -205,7 +211,7 @@ def cmd_evaluate(args) -> int:
             settings = localization_settings(args)
             detections = localizer.detections(**settings)
             ground_truth, _ = load_ground_truth(args.ground_truth, args.subset, localizer.annotations.classes)
-            source = f"{args.scores} ({settings['localization']} localization)"
+            source = f"{args.scores} ({localization_note(settings)})"
         else:
             if args.ground_truth is None:
                 raise InputError("--results needs --ground-truth")
@@ -363,10 +369,10 @@ def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.
 
 
 def add_localization_flags(parser, title: str = "localization") -> None:
-    """--threshold, --gamma, --localization (alias --protocol for `wtal localize`), --min-length, from Config."""
+    """--threshold, --gamma, --localization (alias --protocol for `wtal localize`), --min-length, --max-per-video, from Config."""
     group = parser.add_argument_group(title)
     add_field_flag(group, "localization", "--localization", *(["--protocol"] if title == "localization" else []), default_note="default")
-    for name in ("threshold", "gamma", "min_length"):
+    for name in ("threshold", "gamma", "min_length", "max_per_video"):
         add_field_flag(group, name, default_note="default")
 
 
@@ -485,6 +491,14 @@ def main(argv=None) -> int:
         return args.func(args)
     except WtalError as exc:
         print(f"wtal {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full, file size limit, read-only or forbidden folder: one line too
+        from wtal_kit.atomic import disk_error_line
+
+        line = disk_error_line(exc)
+        if line is None:
+            raise
+        print(f"wtal {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"wtal {args.command}: interrupted", file=sys.stderr)

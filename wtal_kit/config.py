@@ -107,6 +107,7 @@ class Config:
     threshold: float = _field(0.5, "keep segments with sigmoid score >= threshold (paper 3.5)")
     gamma: float = _field(0.7, "detection score = max + gamma * P(c|V) (paper 3.5)")
     min_length: int | None = _field(None, "shortest detection kept, in segments; None: 1 (paper localization) or 2 (wsad_code)")
+    max_per_video: int | None = _field(None, "keep each video's this many highest-scoring detections (the ActivityNet challenge allows 100); None: no cap, the paper's protocol")
     eval_protocol: str = _field("activitynet", "activitynet (interpolated AP, best match) | wtalc (W-TALC's evaluator)")
     iou_thresholds: tuple = _field((0.1, 0.3, 0.5, 0.7), "tIoU thresholds reported (paper 4.1)")
     checkpoint_selection: str = _field("last", "last: the reported model; best_test_map: the code's choice (selects on TEST mAP@0.5+0.7)")
@@ -163,6 +164,8 @@ class Config:
             raise InputError(f"must be in (0, 1), got {self.threshold!r}", field="threshold")
         if self.min_length is not None and (not isinstance(self.min_length, int) or isinstance(self.min_length, bool) or self.min_length < 1):
             raise InputError(f"must be an integer >= 1 or None, got {self.min_length!r}", field="min_length")
+        if self.max_per_video is not None and (not isinstance(self.max_per_video, int) or isinstance(self.max_per_video, bool) or self.max_per_video < 1):
+            raise InputError(f"must be an integer >= 1 or None, got {self.max_per_video!r}", field="max_per_video")
         if not self.iou_thresholds or not all(0 < t <= 1 for t in self.iou_thresholds):
             raise InputError(f"must be non-empty, each in (0, 1], got {self.iou_thresholds!r}", field="iou_thresholds")
 

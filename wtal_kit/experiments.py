@@ -51,11 +51,11 @@ DEFAULT_STORE = "runs/store"
 ENTRY = "entry.json"
 
 # Config fields that change what a training produces. The evaluation fields (localization,
-# threshold, gamma, min_length, eval_protocol, iou_thresholds, checkpoint_selection) are
+# threshold, gamma, min_length, max_per_video, eval_protocol, iou_thresholds, checkpoint_selection) are
 # re-applied to the stored scores, and device / feature_cache_mb change no result (a run on
 # CUDA differs from one on CPU only in the last digits; entry.json records where it ran).
 NOT_TRAINING_FIELDS = frozenset({
-    "device", "feature_cache_mb", "localization", "threshold", "gamma", "min_length",
+    "device", "feature_cache_mb", "localization", "threshold", "gamma", "min_length", "max_per_video",
     "eval_protocol", "iou_thresholds", "checkpoint_selection",
 })
 

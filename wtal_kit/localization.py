@@ -358,6 +358,34 @@ def _wsad_code_arrays(values, sps, block_size, k, gamma, min_length, intervals):
 # many videos
 
 
+def check_max_per_video(max_per_video) -> int | None:
+    """None (no cap) or an integer >= 1, else InputError naming ``max_per_video``."""
+    if max_per_video is None:
+        return None
+    if isinstance(max_per_video, bool):
+        raise InputError(f"must be an integer >= 1 or None, got {max_per_video!r}", field="max_per_video")
+    return _check_number(max_per_video, "max_per_video", integer=True, minimum=1)
+
+
+def top_per_video(video: np.ndarray, score: np.ndarray, max_per_video: int | None) -> np.ndarray:
+    """(n,) bool: each video's ``max_per_video`` highest-scoring detections (None keeps all).
+
+    ``video``: (n,) any sortable video key; ``score``: (n,). Among equal scores the earlier
+    detection wins, so the order detections are listed in decides ties. The ActivityNet
+    challenge accepts at most 100 detections per video; the paper's protocol has no cap.
+    """
+    video, score = np.asarray(video), np.asarray(score, dtype=np.float64)
+    keep = np.ones(len(score), dtype=bool)
+    if max_per_video is None or len(score) <= max_per_video:
+        return keep
+    order = np.lexsort((-score, video))  # by video, then score descending; stable: ties keep list order
+    grouped = video[order]
+    group_start = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])  # first position of each video
+    rank = np.arange(len(order)) - np.repeat(group_start, np.diff(np.r_[group_start, len(order)]))  # rank inside its video
+    keep[order[rank >= max_per_video]] = False
+    return keep
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)) without overflow."""
     e = np.exp(-np.abs(x))
@@ -402,6 +430,7 @@ def localize_videos(
     k=Config.k,
     min_length=None,
     ambiguous=None,
+    max_per_video=None,
 ) -> pd.DataFrame:
     """Localize many videos; return the standard detections table.
 
@@ -420,6 +449,9 @@ def localize_videos(
     released code's grid test, see the module docstring) is dropped under
     either protocol. The paper does not mention such a filter, so leave it None
     for the paper protocol proper.
+    ``max_per_video``: keep only each video's this many highest-scoring detections
+    (:func:`top_per_video`; the ActivityNet challenge's limit is 100); None, the
+    paper's protocol, keeps every detection.
 
     Returns columns ``video, label, t_start, t_end, score`` (DETECTION_COLUMNS),
     ordered by video (mapping order), class, start.
@@ -446,6 +478,7 @@ def localize_videos(
     gamma = _check_number(gamma, "gamma")
     min_length = DEFAULT_MIN_LENGTH[protocol] if min_length is None else min_length
     min_length = _check_number(min_length, "min_length", integer=True, minimum=1)
+    max_per_video = check_max_per_video(max_per_video)
 
     # Per video, plain arrays; one DataFrame at the end (a DataFrame per video costs
     # more than the localization itself on the 2383 ActivityNet1.2 validation videos).
@@ -481,6 +514,9 @@ def localize_videos(
             if exc.video is not None:
                 raise
             raise InputError(exc.problem, file=exc.file, video=video, field=exc.field) from None
+        if max_per_video is not None:
+            kept = top_per_video(np.zeros(len(found[0]), dtype=np.int64), found[3], max_per_video)  # one video here
+            found = tuple(array[kept] for array in found)
         classes, t_start, t_end, score = found
         if len(classes):
             parts["video"].append(np.full(len(classes), video, dtype=object))

@@ -19,6 +19,7 @@ Results are identical to :func:`wtal_kit.localization.localize_videos` followed 
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -43,8 +44,10 @@ from wtal_kit.localization import (
     _sigmoid,
     _touches_ambiguous,
     block_topk_mean,
+    check_max_per_video,
     run_max_in_rows,
     runs_in_rows,
+    top_per_video,
 )
 
 CACHED_RUN_SETS = 16  # run sets kept per Localizer (one per threshold / minimum length seen)
@@ -149,6 +152,9 @@ class Localizer:
         self.video_probs = np.asarray(scores.video_probs, dtype=np.float64)  # (N, C) P(c|V)
         self._wsad_video_score = None  # (N, C), built on first wsad_code use
         self._run_cache: OrderedDict = OrderedDict()
+        # A dashboard may ask from two threads at once (a background refresh and a video pick): the
+        # caches are filled under this lock; everything else only reads arrays that never change.
+        self._cache_lock = threading.RLock()
 
         ground_truth = self.annotations.ground_truth()
         self.ground_truth = ground_truth
@@ -169,7 +175,7 @@ class Localizer:
 
     # -- checks ---------------------------------------------------------------------------
     @staticmethod
-    def _settings(threshold, gamma, localization, min_length):
+    def _settings(threshold, gamma, localization, min_length, max_per_video=None):
         if localization not in LOCALIZATIONS:
             raise InputError(f"unknown localization {localization!r}; expected one of {LOCALIZATIONS}", field="localization")
         try:
@@ -183,20 +189,21 @@ class Localizer:
         min_length = DEFAULT_MIN_LENGTH[localization] if min_length is None else min_length
         if isinstance(min_length, bool) or int(min_length) != min_length or min_length < 1:
             raise InputError(f"must be an integer >= 1, got {min_length!r}", field="min_length")
-        return threshold, gamma, int(min_length)
+        return threshold, gamma, int(min_length), check_max_per_video(max_per_video)
 
     # -- runs (cached) ------------------------------------------------------------------------
     def _runs(self, threshold: float, localization: str, min_length: int) -> _Runs:
         key = (localization, threshold if localization == "paper" else None, min_length)
-        runs = self._run_cache.get(key)
-        if runs is None:
-            runs = self._paper_runs(threshold, min_length) if localization == "paper" else self._wsad_runs(min_length)
-            self._run_cache[key] = runs
-            if len(self._run_cache) > CACHED_RUN_SETS:
-                self._run_cache.popitem(last=False)
-        else:
-            self._run_cache.move_to_end(key)
-        return runs
+        with self._cache_lock:
+            runs = self._run_cache.get(key)
+            if runs is None:
+                runs = self._paper_runs(threshold, min_length) if localization == "paper" else self._wsad_runs(min_length)
+                self._run_cache[key] = runs
+                if len(self._run_cache) > CACHED_RUN_SETS:
+                    self._run_cache.popitem(last=False)
+            else:
+                self._run_cache.move_to_end(key)
+            return runs
 
     def _order(self, label, start, end, flat, min_length):
         """Runs (rows = classes) -> _Runs in (video, class, start) order, with their peaks."""
@@ -214,6 +221,10 @@ class Localizer:
         return self._order(label, start, end, self._probs_flat, min_length)
 
     def _wsad_prepare(self):
+        with self._cache_lock:
+            self._wsad_fill()
+
+    def _wsad_fill(self):
         if self._wsad_video_score is None:
             self._wsad_video_score = np.stack(
                 [
@@ -242,8 +253,8 @@ class Localizer:
             runs = _Runs(*(array[~touched] for array in (runs.video, runs.label, runs.start, runs.end, runs.peak)))
         return runs
 
-    def _detection_arrays(self, threshold, gamma, localization, min_length):
-        """(runs, t_start, t_end, score) of the whole split."""
+    def _detection_arrays(self, threshold, gamma, localization, min_length, max_per_video=None):
+        """(runs, t_start, t_end, score) of the whole split (each video's top ``max_per_video`` by score, if given)."""
         runs = self._runs(threshold, localization, min_length)
         sps = self.seconds_per_segment
         if localization == "paper":
@@ -254,6 +265,10 @@ class Localizer:
             t_start = timegrid.feature_grid_to_seconds(runs.start, sps)
             t_end = timegrid.feature_grid_to_seconds(runs.end, sps)  # exclusive grid end e -> e * sps
             score = runs.peak + gamma * self._wsad_video_score[runs.video, runs.label]
+        if max_per_video is not None:  # the cap depends on gamma (through the score): applied after scoring
+            kept = top_per_video(runs.video, score, max_per_video)
+            runs = _Runs(*(array[kept] for array in (runs.video, runs.label, runs.start, runs.end, runs.peak)))
+            t_start, t_end, score = t_start[kept], t_end[kept], score[kept]
         return runs, t_start, t_end, score
 
     # -- public -----------------------------------------------------------------------------
@@ -263,15 +278,17 @@ class Localizer:
         gamma: float = Config.gamma,
         localization: str = Config.localization,
         min_length: int | None = None,
+        max_per_video: int | None = None,
     ) -> pd.DataFrame:
         """The whole split's detections (columns video, label, t_start, t_end, score).
 
         localization: "paper" (sigmoid >= threshold, Sec. 3.5) or "wsad_code" (the
         released code's midpoint threshold on raw logits; ``threshold`` is not used).
         min_length: shortest detection kept, in segments (None: 1 for paper, 2 for wsad_code).
+        max_per_video: keep each video's this many highest-scoring detections (None: all, the paper's protocol).
         """
-        threshold, gamma, min_length = self._settings(threshold, gamma, localization, min_length)
-        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length)
+        threshold, gamma, min_length, max_per_video = self._settings(threshold, gamma, localization, min_length, max_per_video)
+        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length, max_per_video)
         return pd.DataFrame(
             {
                 "video": self.videos[runs.video],
@@ -283,9 +300,9 @@ class Localizer:
             columns=DETECTION_COLUMNS,
         )
 
-    def _coded(self, threshold, gamma, localization, min_length):
+    def _coded(self, threshold, gamma, localization, min_length, max_per_video):
         """Ground truth and detections as evaluation codes (detections of classes without ground truth dropped)."""
-        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length)
+        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length, max_per_video)
         code = self._eval_code[runs.label]
         has_gt = code >= 0
         detections = CodedIntervals(code[has_gt], runs.video[has_gt], t_start[has_gt], t_end[has_gt], score[has_gt])
@@ -298,26 +315,27 @@ class Localizer:
         gamma: float = Config.gamma,
         localization: str = Config.localization,
         min_length: int | None = None,
+        max_per_video: int | None = None,
         iou_thresholds=Config.iou_thresholds,
         eval_protocol: str = Config.eval_protocol,
     ) -> Evaluation:
         """mAP per tIoU threshold (with "avg") and per-class AP of the whole split."""
-        threshold, gamma, min_length = self._settings(threshold, gamma, localization, min_length)
+        threshold, gamma, min_length, max_per_video = self._settings(threshold, gamma, localization, min_length, max_per_video)
         thresholds = _check_thresholds(iou_thresholds)
         if eval_protocol not in EVAL_PROTOCOLS:
             raise InputError(f"unknown protocol {eval_protocol!r}; expected one of {EVAL_PROTOCOLS}", field="eval_protocol")
         if len(self.eval_classes) == 0:
             raise InputError("ground truth is empty: there is no class to evaluate", file=self.scores.path or None, field="label")
-        ground_truth, detections, _, _ = self._coded(threshold, gamma, localization, min_length)
+        ground_truth, detections, _, _ = self._coded(threshold, gamma, localization, min_length, max_per_video)
         ap = average_precision_codes(ground_truth, detections, len(self.eval_classes), thresholds, eval_protocol)
         per_class = pd.DataFrame(
             ap, index=pd.Index(self.eval_classes, name="label", dtype=object), columns=pd.Index(thresholds, name="tiou")
         )
         return Evaluation(with_average(per_class.mean(axis=0).rename("mAP")), per_class)
 
-    def _matches(self, threshold, gamma, localization, min_length, tiou, eval_protocol):
+    def _matches(self, threshold, gamma, localization, min_length, max_per_video, tiou, eval_protocol):
         """Per detection of the split: (runs, t_start, t_end, score, true positive); per ground truth: matched."""
-        ground_truth, detections, runs, has_gt = self._coded(threshold, gamma, localization, min_length)
+        ground_truth, detections, runs, has_gt = self._coded(threshold, gamma, localization, min_length, max_per_video)
         is_tp, gt_matched = true_positives_codes(ground_truth, detections, len(self.eval_classes), [tiou], eval_protocol)
         true_positive = np.zeros(len(runs.video), dtype=bool)
         true_positive[has_gt] = is_tp[:, 0]
@@ -329,15 +347,16 @@ class Localizer:
         gamma: float = Config.gamma,
         localization: str = Config.localization,
         min_length: int | None = None,
+        max_per_video: int | None = None,
         tiou: float = VIEW_TIOU,
         eval_protocol: str = Config.eval_protocol,
     ) -> pd.DataFrame:
         """One row per video, for a sortable list: duration, ground truth, detections, true and false
         positives and missed ground truth at ``tiou``, and the video's AP (mean over its ground-truth
         classes of the AP of its own detections; NaN without ground truth)."""
-        threshold, gamma, min_length = self._settings(threshold, gamma, localization, min_length)
+        threshold, gamma, min_length, max_per_video = self._settings(threshold, gamma, localization, min_length, max_per_video)
         tiou = float(_check_thresholds([tiou])[0])
-        runs, detections, has_gt, true_positive, gt_matched = self._matches(threshold, gamma, localization, min_length, tiou, eval_protocol)
+        runs, detections, has_gt, true_positive, gt_matched = self._matches(threshold, gamma, localization, min_length, max_per_video, tiou, eval_protocol)
         n = len(self.videos)
         table = pd.DataFrame(
             {
@@ -393,11 +412,12 @@ class Localizer:
         gamma: float = Config.gamma,
         localization: str = Config.localization,
         min_length: int | None = None,
+        max_per_video: int | None = None,
         tiou: float = VIEW_TIOU,
         eval_protocol: str = Config.eval_protocol,
     ) -> VideoView:
         """One video and one class (default: its first ground-truth class, else its top P(c|V))."""
-        threshold, gamma, min_length = self._settings(threshold, gamma, localization, min_length)
+        threshold, gamma, min_length, max_per_video = self._settings(threshold, gamma, localization, min_length, max_per_video)
         tiou = float(_check_thresholds([tiou])[0])
         i = self._video_index(video)
         label = self.top_classes(video)[0] if label is None else label
@@ -418,7 +438,7 @@ class Localizer:
 
         # True / false positives: matching is independent per (video, class), so this video's
         # detections of class c against its ground truth of class c give the split's answer.
-        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length)
+        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length, max_per_video)
         mine = (runs.video == i) & (runs.label == c)
         gt_mine = (self._gt_video == i) & (self._gt_label == c)
         detections = CodedIntervals(np.zeros(mine.sum(), np.int64), np.zeros(mine.sum(), np.int64), t_start[mine], t_end[mine], score[mine])

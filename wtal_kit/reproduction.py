@@ -467,7 +467,8 @@ def protocol_audit(results, variant: str | None = None) -> pd.DataFrame:
         localizer = entry.run().localizer()
         for choice, _, localization, protocol in AUDIT_CHOICES:
             evaluation = localizer.evaluate(threshold=config.threshold, gamma=config.gamma, localization=localization,
-                                            min_length=config.min_length, iou_thresholds=config.iou_thresholds,
+                                            min_length=config.min_length, max_per_video=config.max_per_video,
+                                            iou_thresholds=config.iou_thresholds,
                                             eval_protocol=protocol)
             per_choice.setdefault(choice, {})[seed] = 100.0 * evaluation.mean_ap.reindex(list(TIOUS))
         metrics = entry.metrics
@@ -531,7 +532,7 @@ def figure5_views(results, classes=FIGURE5_CLASSES, seed: int | None = None, tio
             continue
         views.append((name, localizer.view(video, name, threshold=config.threshold, gamma=config.gamma,
                                            localization=config.localization, min_length=config.min_length,
-                                           tiou=tiou, eval_protocol=config.eval_protocol)))
+                                           max_per_video=config.max_per_video, tiou=tiou, eval_protocol=config.eval_protocol)))
     return views
 
 

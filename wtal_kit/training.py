@@ -416,6 +416,7 @@ def _evaluate(state: _State, dataset, split: _Split, config: Config, device, che
         gamma=config.gamma,
         localization=config.localization,
         min_length=config.min_length,
+        max_per_video=config.max_per_video,
         iou_thresholds=config.iou_thresholds,
         eval_protocol=config.eval_protocol,
     )
@@ -548,7 +549,8 @@ def _finish(run_dir: Path, config: Config, dataset, split: _Split, state: _State
     attrs = scores_attrs(config, annotations.name, split.test_subset, checkpoint_used)
     logits = [scores.logits[video] for video in scores.annotations.videos]
     write_scores(run_dir / scores_file_name(split.test_subset), annotations, split.test_indices, logits, scores.video_probs, attrs)
-    detections = latest.localizer.detections(config.threshold, config.gamma, config.localization, config.min_length)
+    detections = latest.localizer.detections(config.threshold, config.gamma, config.localization, config.min_length,
+                                               config.max_per_video)
     write_detections_json(run_dir / detections_file_name(split.test_subset), detections, videos=scores.annotations.videos,
                           external_data={"config": config.to_dict(), "checkpoint": checkpoint_used})
     seconds = time.perf_counter() - started
