@@ -186,3 +186,71 @@ def test_explorer_app_opens_a_run_folder_and_a_compare_file(scores, split, tmp_p
     write_detections_json(results, Localizer(scores).detections(threshold=0.6))
     app = explorer_app(path, compare={"mine": results})
     assert "<th>mine</th>" in app.map_table.value and app.videos.value is not None
+
+
+def test_max_per_video_control_caps_everything_shown(app, scores):
+    localizer = Localizer(scores)
+    app.threshold.value = 0.3
+    app.max_per_video.value = 1
+    settings = dict(threshold=0.3, gamma=app.gamma.value, localization="paper", min_length=1, max_per_video=1)
+    assert table_numbers(app.map_table.value) == expected_map_rows(localizer, settings)
+    assert app.video_table["detections"].max() == 1
+    assert "(at most 1 per video)" in app.summary.value
+    exported = json.loads(app.detections_json())
+    assert exported["external_data"]["settings"]["max_per_video"] == 1
+    assert max(len(v) for v in exported["results"].values()) == 1
+    app.max_per_video.value = None
+    assert app.video_table["detections"].max() > 1 and "per video" not in app.summary.value
+
+
+class SlowLocalizer(Localizer):
+    """A Localizer whose evaluate blocks until the test lets it go, counting its calls."""
+
+    def __init__(self, scores):
+        import threading
+
+        super().__init__(scores)
+        self.calls, self.gate, self.entered = [], threading.Event(), threading.Event()
+
+    def evaluate(self, *args, **kwargs):
+        self.calls.append(kwargs.get("threshold"))
+        self.entered.set()
+        assert self.gate.wait(20)
+        return super().evaluate(*args, **kwargs)
+
+
+def test_background_refresh_takes_moves_while_busy_and_drops_stale_ones(scores, tmp_path):
+    localizer = SlowLocalizer(scores)
+    localizer.gate.set()  # the first page is drawn synchronously
+    app = Explorer(localizer, path_policy=PathPolicy([tmp_path]), background=True)
+    localizer.gate.clear()
+    localizer.calls.clear()
+    app.threshold.value = 0.31  # starts a recompute, which blocks inside evaluate
+    assert localizer.entered.wait(10)
+    for threshold in (0.32, 0.33, 0.34, 0.35, 0.36):
+        app.threshold.value = threshold  # each returns at once: the kernel keeps taking messages
+    assert app.worker.busy and localizer.calls == [0.31]  # nothing else started while the first runs
+    localizer.gate.set()
+    assert app.wait(30)
+    # the running one finished its evaluation but drew nothing; of the five waiting, only the newest ran
+    assert localizer.calls == [0.31, 0.36]
+    assert app.worker.dropped == 4
+    settings = dict(threshold=0.36, gamma=app.gamma.value, localization="paper", min_length=1)
+    assert table_numbers(app.map_table.value) == expected_map_rows(Localizer(scores), settings)
+    assert app.busy.value == ""
+
+
+def test_background_refresh_reports_errors_in_one_line(scores, tmp_path, monkeypatch):
+    app = Explorer(Localizer(scores), path_policy=PathPolicy([tmp_path]), background=True)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(app.localizer, "evaluate", broken)
+    app.threshold.value = 0.4
+    assert app.wait(30)
+    assert "RuntimeError: disk on fire" in app.message.value and "Traceback" not in app.message.value
+    monkeypatch.undo()
+    app.threshold.value = 0.45
+    assert app.wait(30)
+    assert app.message.value == ""  # working again

@@ -6,6 +6,11 @@ re-localizes and re-evaluates the whole split. It is an ipywidgets ``VBox`` (``.
 that a Voila notebook displays, and it is driven the same way in tests: set a control's
 ``value`` and read the figures, the mAP table, the charts.
 
+In the app (``background=True``) a settings change recomputes in a background thread, so the
+kernel keeps taking the page's messages; a slider that moves again while a recompute runs
+drops the stale one (it stops before drawing, and only the newest request runs next).
+Programmatic use is synchronous by default: a change returns with everything redrawn.
+
 Errors in the page (a file that is not a scores file, a results JSON naming unknown
 videos) become one line in ``.message``; the explorer keeps working.
 """
@@ -16,6 +21,7 @@ import base64
 import html
 import json
 import os
+import threading
 from pathlib import Path
 
 import ipywidgets as w
@@ -28,9 +34,14 @@ from wtal_kit.config import EVAL_PROTOCOLS, LOCALIZATIONS, VIEW_TIOU, Config
 from wtal_kit.diagnosis import ACTIVITYNET_LENGTH_BINS, THUMOS14_LENGTH_BINS, error_breakdown
 from wtal_kit.evaluate import per_class_ap, with_average
 from wtal_kit.localization import DEFAULT_MIN_LENGTH
+from widgets.background import LatestOnly
 from widgets.timeline import Timeline, cursor_report, sync_initial_state
 
 TABLE_THRESHOLDS = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1))  # mAP table rows: tIoU 0.1 ... 0.9
+# The per-video cap's choices: none (the paper's protocol, the default) or a top-k by score.
+MAX_PER_VIDEO_CHOICES = [("no cap (paper)", None), ("100 (ActivityNet challenge)", 100), ("50", 50), ("20", 20),
+                         ("10", 10), ("5", 5), ("1", 1)]
+BUSY_AFTER_S = 0.25  # say "updating" only when a recompute takes longer than this
 SORT_KEYS = {
     "AP (lowest first)": ("ap", True),
     "missed ground truth (most first)": ("missed", False),
@@ -99,8 +110,10 @@ def map_table_html(columns: dict) -> str:
 class Explorer:
     """The explorer's widgets and state. ``Explorer(localizer, compared={"name": detections})``."""
 
-    def __init__(self, localizer: wtal_kit.Localizer, compared: dict | None = None, *, label: str = "", path_policy: PathPolicy | None = None):
+    def __init__(self, localizer: wtal_kit.Localizer, compared: dict | None = None, *, label: str = "",
+                 path_policy: PathPolicy | None = None, background: bool = False):
         self.localizer = localizer
+        self.worker = LatestOnly(background)  # recomputes of the whole split: latest request only
         self.compared = dict(compared or {})
         self.label = label
         self.path_policy = path_policy
@@ -116,6 +129,10 @@ class Explorer:
         self.localization = w.ToggleButtons(options=list(LOCALIZATIONS), value=Config.localization, description="localization",
                                             tooltips=["the paper (Sec. 3.5)", "the authors' released code"])
         self.eval_protocol = w.ToggleButtons(options=list(EVAL_PROTOCOLS), value=Config.eval_protocol, description="evaluation")
+        self.max_per_video = w.Dropdown(options=MAX_PER_VIDEO_CHOICES, value=Config.max_per_video, description="max per video",
+                                        style={"description_width": "110px"}, layout=w.Layout(width="330px"),
+                                        tooltip="keep each video's this many highest-scoring detections")
+        self.busy = w.HTML()
         self.search = w.Text(placeholder="search videos", layout=w.Layout(width="200px"))
         self.sort = w.Dropdown(options=list(SORT_KEYS), value="AP (lowest first)", layout=w.Layout(width="230px"))
         self.videos = w.Select(options=[], rows=14, layout=w.Layout(width="440px"))
@@ -146,7 +163,8 @@ class Explorer:
 
         self.timeline.figure.data[0].on_click(self._on_figure_click)
         self.localization.observe(self._on_localization, names="value")  # first: it sets the minimum length
-        for control in (self.threshold, self.gamma, self.tiou, self.min_length, self.localization, self.eval_protocol):
+        for control in (self.threshold, self.gamma, self.tiou, self.min_length, self.localization, self.eval_protocol,
+                        self.max_per_video):
             control.observe(self._on_settings, names="value")
         self.search.observe(self._on_list_change, names="value")
         self.sort.observe(self._on_list_change, names="value")
@@ -159,14 +177,15 @@ class Explorer:
 
         self.widget = self._layout()
         self._building = False
-        self.refresh()
+        self.refresh()  # the first page: drawn before it is shown
         for figure in (self.timeline.figure, self.class_chart, self.error_chart):
             sync_initial_state(figure)  # what the page shows first
 
     # -- layout ----------------------------------------------------------------------------
     def _layout(self) -> w.Widget:
         self.title = w.HTML(self._title_html())
-        controls = w.VBox([self.threshold, self.gamma, self.tiou, self.min_length, self.localization, self.eval_protocol],
+        controls = w.VBox([self.threshold, self.gamma, self.tiou, self.min_length, self.max_per_video, self.localization,
+                           self.eval_protocol, self.busy],
                           layout=w.Layout(min_width="400px"))
         listing = w.VBox([w.HBox([self.search, self.sort]), self.videos, self.klass], layout=w.Layout(min_width="460px"))
         files = w.VBox([w.HBox([self.open_path, self.open_button]), w.HBox([self.compare_path, self.compare_button])])
@@ -196,7 +215,7 @@ class Explorer:
     # -- settings --------------------------------------------------------------------------
     def settings(self) -> dict:
         return dict(threshold=self.threshold.value, gamma=self.gamma.value, localization=self.localization.value,
-                    min_length=self.min_length.value)
+                    min_length=self.min_length.value, max_per_video=self.max_per_video.value)
 
     def _say(self, text: str = "", error: bool = False) -> None:
         color = "#b00020" if error else "#555"
@@ -213,7 +232,28 @@ class Explorer:
 
     def _on_settings(self, change) -> None:
         if not self._building:
-            self._guard(self.refresh)
+            self.request_refresh()
+
+    def request_refresh(self, note: str = "") -> None:
+        """Recompute the whole split (in the background in the app); ``note``: a line to say once drawn."""
+        def job(generation: int) -> None:
+            self._guard(self.refresh, generation)
+            if note and not self.worker.superseded(generation):
+                self._say(note)
+
+        self.worker.submit(job)
+        if self.worker.background:
+            timer = threading.Timer(BUSY_AFTER_S, self._show_busy)
+            timer.daemon = True
+            timer.start()
+
+    def _show_busy(self) -> None:
+        if self.worker.busy:
+            self.busy.value = "<span style='color:#555'>updating …</span>"
+
+    def wait(self, timeout: float | None = 30) -> bool:
+        """Wait for background recomputes to finish (tests, scripts); False on timeout."""
+        return self.worker.wait(timeout)
 
     def _on_localization(self, change) -> None:
         # the released code keeps runs of 2 or more segments, the paper every run
@@ -223,13 +263,25 @@ class Explorer:
         self._building = False
 
     # -- the whole split ---------------------------------------------------------------------
-    def refresh(self) -> None:
-        """Re-localize and re-evaluate the whole split, then redraw everything."""
+    def refresh(self, generation: int | None = None) -> None:
+        """Re-localize and re-evaluate the whole split, then redraw everything.
+
+        ``generation``: the background job's; once a newer request exists, this one stops
+        between its steps without drawing (the newer one draws).
+        """
+        def stale() -> bool:
+            return generation is not None and self.worker.superseded(generation)
+
         settings = self.settings()
         protocol = self.eval_protocol.value
-        evaluation = self.localizer.evaluate(**settings, iou_thresholds=TABLE_THRESHOLDS, eval_protocol=protocol)
-        self.evaluation = evaluation
-        self.video_table = self.localizer.video_table(**settings, tiou=self.tiou.value, eval_protocol=protocol)
+        localizer = self.localizer
+        evaluation = localizer.evaluate(**settings, iou_thresholds=TABLE_THRESHOLDS, eval_protocol=protocol)
+        if stale():
+            return
+        video_table = localizer.video_table(**settings, tiou=self.tiou.value, eval_protocol=protocol)
+        if stale():
+            return
+        self.evaluation, self.video_table = evaluation, video_table
         columns = {"ours": evaluation.mean_ap}
         for name in self.compared:
             columns[name] = self._compared_map(name, protocol)
@@ -237,13 +289,17 @@ class Explorer:
         self._draw_classes(evaluation, protocol)
         self._draw_errors(settings, protocol)
         self._fill_list()
-        self.summary.value = (f"<div>{int(self.video_table['detections'].sum())} detections; "
+        cap = settings["max_per_video"]
+        self.summary.value = (f"<div>{int(self.video_table['detections'].sum())} detections"
+                              f"{'' if cap is None else f' (at most {cap} per video)'}; "
                               f"{int(self.video_table['true_positives'].sum())} true positives at tIoU {self.tiou.value:g}; "
                               f"{int(self.video_table['missed'].sum())} of {int(self.video_table['ground_truth'].sum())} "
                               f"ground-truth instances missed ({protocol} evaluation)</div>")
         self._draw_video()
         self.exports.value = ""  # made on demand (the export button): they would cost more than the update itself
         self._say()
+        if not stale():
+            self.busy.value = ""
 
     def _compared_per_class(self, name: str, protocol: str) -> pd.DataFrame:
         key = (name, protocol)
@@ -397,8 +453,7 @@ class Explorer:
         self.label = short_name(path)
         self.title.value = self._title_html()
         self._compared_ap.clear()
-        self.refresh()
-        self._say(f"opened {path}")
+        self.request_refresh(note=f"opened {path}")
 
     def _on_compare(self, button) -> None:
         self._guard(self._compare, self.compare_path.value)
@@ -414,17 +469,19 @@ class Explorer:
         self.compared[name] = detections
         self.timeline.add_compared(name)  # one more detection track
         self.class_chart.add_bar(name=name)
-        self.refresh()
-        self._say(f"comparing with {name} ({len(detections)} detections)")
+        self.request_refresh(note=f"comparing with {name} ({len(detections)} detections)")
 
 
-def explorer_app(source: str | Path, compare: dict | None = None, roots=()) -> Explorer:
-    """An explorer on a run folder or scores file; ``compare``: name -> results JSON path."""
+def explorer_app(source: str | Path, compare: dict | None = None, roots=(), background: bool = True) -> Explorer:
+    """An explorer on a run folder or scores file; ``compare``: name -> results JSON path.
+
+    ``background``: recompute in a background thread, latest request only (the app's way).
+    """
     path = Path(source)
     localizer = wtal_kit.Localizer(open_scores(path))
     compared = {name: read_compared(Path(file), localizer) for name, file in (compare or {}).items()}
     policy = PathPolicy(roots or [path if path.is_dir() else path.parent])
-    return Explorer(localizer, compared, label=short_name(path), path_policy=policy)
+    return Explorer(localizer, compared, label=short_name(path), path_policy=policy, background=background)
 
 
 def short_name(path: Path) -> str:
