@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ EVAL_PROTOCOLS = ("activitynet", "wtalc")
 CHECKPOINT_SELECTIONS = ("last", "best_test_map")
 DEVICES = ("auto", "cpu", "cuda")
 PRESETS = ("paper", "quick")
+MAX_INT = 2**31 - 1  # the largest count, size or seed a config accepts
 VIEW_TIOU = 0.5  # tIoU at which a view or a per-video table calls a detection a true positive
 FIELD_CHOICES = {
     "classification_loss": CLASSIFICATION_LOSSES,
@@ -114,7 +116,10 @@ class Config:
     feature_cache_mb: int = _field(2048, "keep at most this many MB of training features in memory")
 
     def __post_init__(self):
-        self.iou_thresholds = tuple(float(t) for t in self.iou_thresholds)
+        try:
+            self.iou_thresholds = tuple(float(t) for t in self.iou_thresholds)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"must be a list of numbers, got {self.iou_thresholds!r:.80}", field="iou_thresholds") from None
         self.validate()
 
     # -- presets ----------------------------------------------------------------
@@ -134,22 +139,30 @@ class Config:
             value = getattr(self, name)
             if kind is float:
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if ok and not math.isfinite(value):
+                    raise InputError(f"must be a finite number, got {value!r}", field=name)
             elif kind is int:
                 ok = isinstance(value, int) and not isinstance(value, bool)
             else:
                 ok = isinstance(value, kind)
             if not ok:
-                raise InputError(f"must be {kind.__name__}, got {value!r}", field=name)
+                raise InputError(f"must be {kind.__name__}, got {value!r:.80}", field=name)
         for name, allowed in FIELD_CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"must be one of {allowed}, got {getattr(self, name)!r}", field=name)
         positive_ints = ("feature_dim", "max_segments", "block_size", "k", "iterations", "batch_videos", "batch_classes", "eval_every", "custom_rank")
         for name in positive_ints:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise InputError(f"must be a positive integer, got {value!r}", field=name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_INT:
+                raise InputError(f"must be a positive integer (at most {MAX_INT}), got {value!r:.80}", field=name)
+        for name in ("seed", "synthetic_seed", "feature_cache_mb"):
+            if not 0 <= getattr(self, name) <= MAX_INT:
+                raise InputError(f"must be an integer in [0, {MAX_INT}], got {getattr(self, name)!r:.80}", field=name)
         if self.batch_videos < 2 * self.batch_classes and self.metric_loss != "none":
             raise InputError("the metric loss needs at least 2 videos per class in a batch (batch_videos >= 2 * batch_classes)", field="batch_videos")
+        if self.kappa is not None and (isinstance(self.kappa, bool) or not isinstance(self.kappa, (int, float))
+                                       or not math.isfinite(self.kappa)):
+            raise InputError(f"must be a finite number or None, got {self.kappa!r:.80}", field="kappa")
         if self.kappa is not None and not self.kappa > 0:
             raise InputError(f"must be > 0 or None, got {self.kappa!r}", field="kappa")
         for name in ("lr", "seconds_per_segment"):
@@ -162,11 +175,12 @@ class Config:
             raise InputError(f"must be in [0, 1), got {self.dropout!r}", field="dropout")
         if not 0 < self.threshold < 1:
             raise InputError(f"must be in (0, 1), got {self.threshold!r}", field="threshold")
-        if self.min_length is not None and (not isinstance(self.min_length, int) or isinstance(self.min_length, bool) or self.min_length < 1):
+        if self.min_length is not None and (not isinstance(self.min_length, int) or isinstance(self.min_length, bool)
+                                            or not 1 <= self.min_length <= MAX_INT):
             raise InputError(f"must be an integer >= 1 or None, got {self.min_length!r}", field="min_length")
         if self.max_per_video is not None and (not isinstance(self.max_per_video, int) or isinstance(self.max_per_video, bool) or self.max_per_video < 1):
             raise InputError(f"must be an integer >= 1 or None, got {self.max_per_video!r}", field="max_per_video")
-        if not self.iou_thresholds or not all(0 < t <= 1 for t in self.iou_thresholds):
+        if not self.iou_thresholds or not all(0 < t <= 1 for t in self.iou_thresholds):  # False for NaN
             raise InputError(f"must be non-empty, each in (0, 1], got {self.iou_thresholds!r}", field="iou_thresholds")
 
     def replace(self, **changes) -> "Config":
@@ -189,6 +203,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
+        if not isinstance(data, dict):
+            raise InputError(f"a config must be a JSON object, got {type(data).__name__}", field="config")
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise InputError(f"unknown config field(s) {unknown}", field="config")
@@ -202,15 +218,15 @@ class Config:
         if not path.is_file():
             raise InputError("config file not found", file=path)
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc})", file=path) from None
+            data = json.loads(path.read_bytes())
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, a 5000-digit integer, deep nesting
+            raise InputError(f"not valid JSON ({type(exc).__name__}: {str(exc)[:120]})", file=path) from None
         try:
             return cls.from_dict(data)
         except InputError as exc:
             raise InputError(exc.problem, file=path, field=exc.field) from None
-        except TypeError as exc:
-            raise InputError(str(exc), file=path) from None
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc).splitlines()[0][:200], file=path) from None
 
     # -- derived ----------------------------------------------------------------
     @property

@@ -16,6 +16,7 @@ Checkpoints are loaded with ``weights_only=True``: loading one never runs code.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,22 +70,52 @@ def save_checkpoint(path, model, custom_factors, optimizer, iteration: int, rng_
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
+    """A checkpoint's dict, loaded with ``weights_only=True``: a pickle that would build anything but
+    tensors and plain values is refused before it runs. Any failure is one InputError line."""
     path = Path(path)
     if not path.is_file():
         raise InputError("checkpoint not found", file=path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise InputError(f"cannot load checkpoint ({type(exc).__name__}: {exc})", file=path) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own warnings about the file would be extra lines
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # not a zip, truncated, a refused global, a foreign pickle: torch raises many types
+        text = str(exc).strip().splitlines()
+        reason = text[0] if text else ""
+        if "Weights only load failed" in reason or "weights_only" in str(exc):
+            reason = "it holds Python objects other than tensors and plain values; refused (weights_only=True), nothing was run"
+        raise InputError(f"not a wtal-kit checkpoint ({type(exc).__name__}: {reason[:200]})", file=path) from None
+    if not isinstance(state, dict):
+        raise InputError(f"not a wtal-kit checkpoint (holds a {type(state).__name__}, not a dict)", file=path)
+    return state
 
 
 def load_model(path, device="cpu") -> tuple[WtalModel, Config]:
     """The model (in eval mode) and config stored in a checkpoint."""
     state = load_checkpoint(path, map_location=device)
-    config = Config.from_dict(json.loads(state["config"]))
-    num_classes = state["model"]["classifier.weight"].shape[0]
-    model = build_model(config, num_classes).to(device)
-    model.load_state_dict(state["model"])
+    for key in ("config", "model"):
+        if key not in state:
+            raise InputError(f"not a wtal-kit checkpoint (no {key!r} entry)", file=path, field=key)
+    try:
+        data = json.loads(state["config"])
+    except (TypeError, ValueError, RecursionError):
+        raise InputError("the stored config is not JSON text", file=path, field="config") from None
+    try:
+        config = Config.from_dict(data)
+    except InputError as exc:
+        raise InputError(exc.problem, file=path, field=exc.field) from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"the stored config is malformed ({str(exc)[:200]})", file=path, field="config") from None
+    weights = state["model"]
+    classifier = weights.get("classifier.weight") if isinstance(weights, dict) else None
+    if not isinstance(classifier, torch.Tensor) or classifier.ndim != 2:
+        raise InputError("the model weights lack a 2-D 'classifier.weight'", file=path, field="model")
+    try:
+        model = build_model(config, classifier.shape[0]).to(device)
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError) as exc:  # missing or unexpected keys, wrong shapes
+        raise InputError(f"the model weights do not fit the stored config ({str(exc).strip().splitlines()[0][:200]})",
+                         file=path, field="model") from None
     model.eval()
     return model, config
 
@@ -198,9 +229,9 @@ def load_run(run_dir) -> Run:
     results = {}
     if results_path.is_file():
         try:
-            results = json.loads(results_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc})", file=results_path) from None
+            results = json.loads(results_path.read_bytes())
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"not valid JSON ({type(exc).__name__}: {str(exc)[:120]})", file=results_path) from None
         if not isinstance(results, dict):
             raise InputError("top level must be a JSON object", file=results_path)
     return Run(path=path, config=config, results=results)

@@ -33,9 +33,12 @@ class FeatureDataset:
     description: str = ""
 
     def __post_init__(self):
-        self.seconds_per_segment = check_seconds_per_segment(self.seconds_per_segment)
-        if int(self.feature_dim) <= 0:
-            raise InputError(f"feature dimension must be positive, got {self.feature_dim}", file=self.description, field="feature_dim")
+        try:
+            self.seconds_per_segment = check_seconds_per_segment(self.seconds_per_segment)
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc), file=self.description or None, field="seconds_per_segment") from None
+        if isinstance(self.feature_dim, bool) or not isinstance(self.feature_dim, (int, np.integer)) or self.feature_dim <= 0:
+            raise InputError(f"feature dimension must be a positive integer, got {self.feature_dim!r}", file=self.description or None, field="feature_dim")
         self.feature_dim = int(self.feature_dim)
 
     def __len__(self) -> int:
@@ -43,8 +46,11 @@ class FeatureDataset:
 
     def features(self, index: int) -> np.ndarray:
         """(n_i, d) float32 features of video ``index``, validated."""
-        array = np.asarray(self.read_features(int(index)), dtype=np.float32)
         video = self.annotations.videos[int(index)]
+        try:
+            array = np.asarray(self.read_features(int(index)), dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InputError("features must be numbers", file=self.description, video=video, field="features") from None
         if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != self.feature_dim:
             raise InputError(
                 f"features must have shape (n > 0, {self.feature_dim}), got {array.shape}", file=self.description, video=video, field="features"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from wtal_kit.atomic import atomic_path
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
 from wtal_kit.errors import InputError
+from wtal_kit.timegrid import num_segments
 
 STORE_FORMAT = "wtal-kit-feature-store"
 SCORES_FORMAT = "wtal-kit-scores"
@@ -87,35 +89,153 @@ def write_annotations(group: h5py.Group, annotations: Annotations, indices=None)
     g.create_dataset("t_end", data=amb["t_end"].to_numpy(dtype=np.float64))
 
 
-def read_annotations(group: h5py.Group, source: str) -> Annotations:
+# -- reading untrusted files ----------------------------------------------------------
+# Every object is looked up through these helpers: a missing name, a group where a dataset
+# belongs, a link into another file, data stored outside the file, a wrong dtype or shape,
+# non-finite numbers: one InputError naming the file, the video and the field.
+def _member(group: h5py.Group, name: str, kind, source, *, video=None, field=None):
+    field = field or name
+    link = group.get(name, getlink=True)
+    if link is None:
+        raise InputError(f"missing {'group' if kind is h5py.Group else 'dataset'} {group.name.rstrip('/')}/{name}", file=source, video=video, field=field)
+    if not isinstance(link, h5py.HardLink):
+        raise InputError(f"{group.name.rstrip('/')}/{name} is a link to another place or file (refused)", file=source, video=video, field=field)
+    obj = group[name]
+    if not isinstance(obj, kind):
+        raise InputError(f"{obj.name} is not an HDF5 {kind.__name__.lower()}", file=source, video=video, field=field)
+    if kind is h5py.Dataset and (obj.external or obj.is_virtual):
+        raise InputError(f"{obj.name} keeps its data outside this file (refused)", file=source, video=video, field=field)
+    return obj
+
+
+def _numbers(group, name, source, *, ndim: int, kinds: str = "iuf", video=None, field=None, finite=True) -> np.ndarray:
+    """A numeric dataset read whole, checked for dtype, number of dimensions and finiteness."""
+    dataset = _member(group, name, h5py.Dataset, source, video=video, field=field)
+    field = field or name
+    if dataset.dtype.kind not in kinds:
+        raise InputError(f"{dataset.name} must be numeric, got dtype {dataset.dtype}", file=source, video=video, field=field)
+    if dataset.ndim != ndim:
+        raise InputError(f"{dataset.name} must be {ndim}-D, got shape {dataset.shape}", file=source, video=video, field=field)
+    array = dataset[()]
+    if finite and array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InputError(f"{dataset.name} holds NaN or inf", file=source, video=video, field=field)
+    return array
+
+
+def _strings(group, name, source, *, field=None) -> np.ndarray:
+    dataset = _member(group, name, h5py.Dataset, source, field=field)
+    if dataset.dtype.kind not in "OS" or dataset.ndim != 1:
+        raise InputError(f"{dataset.name} must be a 1-D string dataset, got {dataset.dtype} {dataset.shape}", file=source, field=field or name)
+    return np.array(dataset.asstr()[()], dtype=object)
+
+
+def _indices(group, name, source, size: int, *, field: str) -> np.ndarray:
+    index = _numbers(group, name, source, ndim=1, kinds="iu", field=field)
+    if len(index) and (index.min() < 0 or index.max() >= size):
+        raise InputError(f"{group.name}/{name} holds an index outside [0, {size})", file=source, field=field)
+    return index
+
+
+def _attr(handle, name: str, source, *, field=None):
+    if name not in handle.attrs:
+        raise InputError(f"missing attribute {name!r}", file=source, field=field or name)
+    value = handle.attrs[name]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _positive_number(handle, name: str, source) -> float:
+    value = _attr(handle, name, source)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+        raise InputError(f"attribute {name!r} must be a positive number, got {value!r:.60}", file=source, field=name)
+    return float(value)
+
+
+def _positive_int(handle, name: str, source) -> int:
+    value = _attr(handle, name, source)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, int) or value <= 0:
+        raise InputError(f"attribute {name!r} must be a positive integer, got {value!r:.60}", file=source, field=name)
+    return int(value)
+
+
+def _text_attr(handle, name: str, source) -> str:
+    value = _attr(handle, name, source)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        raise InputError(f"attribute {name!r} must be text, got {value!r:.60}", file=source, field=name)
+    return value
+
+
+def _json_attr(handle, name: str, source, kind):
+    text = _text_attr(handle, name, source)
     try:
-        classes = tuple(json.loads(group.attrs["classes"]))
-        videos = np.array(group["videos"].asstr()[()], dtype=object)
-        inst, amb = group["instances"], group["ambiguous"]
-        instances = pd.DataFrame(
-            {
-                "video": videos[inst["video_index"][()]],
-                "label": np.array(classes, dtype=object)[inst["label_index"][()]] if len(classes) else [],
-                "t_start": inst["t_start"][()],
-                "t_end": inst["t_end"][()],
-            }
-        )
-        ambiguous = pd.DataFrame({"video": videos[amb["video_index"][()]], "t_start": amb["t_start"][()], "t_end": amb["t_end"][()]})
-        return Annotations(
-            name=str(group.attrs["name"]),
-            videos=videos,
-            subsets=np.array(group["subsets"].asstr()[()], dtype=object),
-            classes=classes,
-            durations=group["durations"][()].astype(np.float64),
-            video_labels=group["video_labels"][()].astype(bool),
-            instances=instances,
-            ambiguous=ambiguous,
-            source=source,
-        )
-    except (KeyError, IndexError, ValueError, TypeError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"malformed annotations group ({type(exc).__name__}: {exc})", file=source) from None
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise InputError(f"attribute {name!r} is not valid JSON", file=source, field=name) from None
+    if not isinstance(value, kind):
+        raise InputError(f"attribute {name!r} must be a JSON {kind.__name__}, got {type(value).__name__}", file=source, field=name)
+    return value
+
+
+def read_annotations(group: h5py.Group, source: str) -> Annotations:
+    """The annotations group of a feature store or scores file, validated."""
+    with _malformed(source):
+        return _read_annotations(group, source)
+
+
+def _read_annotations(group: h5py.Group, source: str) -> Annotations:
+    classes = _json_attr(group, "classes", source, list)
+    if not all(isinstance(c, str) for c in classes):
+        raise InputError("attribute 'classes' must be a JSON list of names", file=source, field="classes")
+    classes = tuple(classes)
+    videos = _strings(group, "videos", source, field="videoname")
+    inst = _member(group, "instances", h5py.Group, source)
+    amb = _member(group, "ambiguous", h5py.Group, source)
+    inst_video = _indices(inst, "video_index", source, len(videos), field="segments")
+    inst_label = _indices(inst, "label_index", source, len(classes), field="labels")
+    amb_video = _indices(amb, "video_index", source, len(videos), field="ambiguous")
+    columns = {}
+    for name, where, count in (("t_start", inst, len(inst_video)), ("t_end", inst, len(inst_video)),
+                               ("a_start", amb, len(amb_video)), ("a_end", amb, len(amb_video))):
+        values = _numbers(where, name.replace("a_", "t_"), source, ndim=1, field="segments" if where is inst else "ambiguous")
+        if len(values) != count:
+            raise InputError(f"{where.name}/{name.replace('a_', 't_')} has {len(values)} rows, video_index {count}", file=source,
+                             field="segments" if where is inst else "ambiguous")
+        columns[name] = values.astype(np.float64)
+    instances = pd.DataFrame(
+        {
+            "video": videos[inst_video],
+            "label": np.array(classes, dtype=object)[inst_label] if len(classes) else np.array([], dtype=object),
+            "t_start": columns["t_start"],
+            "t_end": columns["t_end"],
+        }
+    )
+    if (columns["a_end"] < columns["a_start"]).any():
+        raise InputError("an ambiguous interval ends before it starts", file=source, field="ambiguous")
+    ambiguous = pd.DataFrame({"video": videos[amb_video], "t_start": columns["a_start"], "t_end": columns["a_end"]})
+    return Annotations(
+        name=_text_attr(group, "name", source),
+        videos=videos,
+        subsets=_strings(group, "subsets", source, field="subset"),
+        classes=classes,
+        durations=_numbers(group, "durations", source, ndim=1, field="duration", finite=False).astype(np.float64),
+        video_labels=_numbers(group, "video_labels", source, ndim=2, kinds="iub", field="labels_all").astype(bool),
+        instances=instances,
+        ambiguous=ambiguous,
+        source=source,
+    )
+
+
+@contextmanager
+def _malformed(source):
+    """Whatever else a damaged file raises inside h5py (a truncated chunk, a bad filter) as one InputError."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:  # h5py and the HDF5 library raise OSError, KeyError, ValueError, RuntimeError, ...
+        text = str(exc).strip().splitlines()
+        raise InputError(f"malformed HDF5 content ({type(exc).__name__}: {text[0] if text else ''})", file=source) from None
 
 
 def open_hdf5(path) -> h5py.File:
@@ -132,10 +252,15 @@ def open_hdf5(path) -> h5py.File:
 def _open(path, expected_format: str) -> h5py.File:
     path = Path(path)
     handle = open_hdf5(path)
-    found = handle.attrs.get("format")
+    try:
+        with _malformed(path):
+            found = handle.attrs.get("format")
+    except InputError:
+        handle.close()
+        raise
     if found != expected_format:
         handle.close()
-        raise InputError(f"not a {expected_format} file (format attribute: {found!r})", file=path)
+        raise InputError(f"not a {expected_format} file (format attribute: {found!r:.60})", file=path)
     return handle
 
 
@@ -145,7 +270,9 @@ def write_feature_store(path, dataset: FeatureDataset, *, progress: bool = True)
     path = Path(path)
     annotations = dataset.annotations
     _check_video_names(annotations, dataset.description or path)
-    with atomic_path(path) as tmp:
+    # refuse at once where the features cannot fit: HDF5 does not fail cleanly when the disk fills under it
+    expected_bytes = int(num_segments(annotations.durations, dataset.seconds_per_segment).sum()) * dataset.feature_dim * 4
+    with atomic_path(path, expected_bytes=expected_bytes) as tmp:
         with h5py.File(tmp, "w") as out:
             out.attrs.update(
                 format=STORE_FORMAT,
@@ -167,19 +294,28 @@ def open_feature_store(path) -> FeatureDataset:
     """Open an HDF5 feature store; features are read lazily, one video at a time."""
     path = Path(path)
     handle = _open(path, STORE_FORMAT)
-    annotations = read_annotations(handle["annotations"], str(path))
-    features = handle["features"]
-    missing = [v for v in annotations.videos if v not in features]
-    if missing:
-        raise InputError("no features for this video", file=path, video=missing[0], field="features")
+    try:
+        with _malformed(path):
+            annotations = read_annotations(_member(handle, "annotations", h5py.Group, path), str(path))
+            features = _member(handle, "features", h5py.Group, path)
+            missing = [v for v in annotations.videos if features.get(v, getlink=True) is None]
+            if missing:
+                raise InputError("no features for this video", file=path, video=missing[0], field="features")
+            seconds_per_segment = _positive_number(handle, "seconds_per_segment", path)
+            feature_dim = _positive_int(handle, "feature_dim", path)
+    except InputError:
+        handle.close()
+        raise
 
     def read_features(index: int) -> np.ndarray:
-        return features[annotations.videos[index]][()]
+        video = annotations.videos[index]
+        with _malformed(path):
+            return _numbers(features, video, path, ndim=2, video=video, field="features")
 
     return FeatureDataset(
         annotations=annotations,
-        seconds_per_segment=float(handle.attrs["seconds_per_segment"]),
-        feature_dim=int(handle.attrs["feature_dim"]),
+        seconds_per_segment=seconds_per_segment,
+        feature_dim=feature_dim,
         read_features=read_features,
         description=str(path),
     )
@@ -221,7 +357,8 @@ def write_scores(path, annotations: Annotations, indices, logits: list, video_pr
     if len(logits) != len(indices) or video_probs.shape != (len(indices), annotations.num_classes):
         raise ValueError("logits / video_probs do not match the videos to write")
     _check_video_names(annotations, path)
-    with atomic_path(path) as tmp:
+    expected_bytes = sum(np.asarray(array).size for array in logits) * 4 + video_probs.nbytes
+    with atomic_path(path, expected_bytes=expected_bytes) as tmp:
         with h5py.File(tmp, "w") as out:
             out.attrs.update(format=SCORES_FORMAT, format_version=FORMAT_VERSION)
             for key, value in attrs.items():
@@ -237,21 +374,23 @@ def write_scores(path, annotations: Annotations, indices, logits: list, video_pr
 def read_scores(path) -> Scores:
     """Read a scores file written by :func:`write_scores` (no torch needed)."""
     path = Path(path)
-    with _open(path, SCORES_FORMAT) as handle:
-        annotations = read_annotations(handle["annotations"], str(path))
-        group = handle["logits"]
+    with _open(path, SCORES_FORMAT) as handle, _malformed(path):
+        annotations = read_annotations(_member(handle, "annotations", h5py.Group, path), str(path))
+        group = _member(handle, "logits", h5py.Group, path)
         logits = {}
         for video in annotations.videos:
-            if video not in group:
+            if group.get(video, getlink=True) is None:
                 raise InputError("no class activations for this video", file=path, video=video, field="logits")
-            array = group[video][()]
-            if array.ndim != 2 or array.shape[1] != annotations.num_classes or not np.isfinite(array).all():
-                raise InputError(f"logits must be finite (n, {annotations.num_classes}), got {array.shape}", file=path, video=video, field="logits")
+            array = _numbers(group, video, path, ndim=2, kinds="f", video=video, field="logits")
+            if array.shape[0] == 0 or array.shape[1] != annotations.num_classes:
+                raise InputError(f"logits must be (n > 0, {annotations.num_classes}), got {array.shape}", file=path, video=video, field="logits")
             logits[video] = array
         # "video_scores": the name format version 1 files of wtal-kit 0.1 used for the same array
-        video_probs = handle["video_probs" if "video_probs" in handle else "video_scores"][()]
-        if video_probs.shape != (annotations.num_videos, annotations.num_classes) or not np.isfinite(video_probs).all():
-            raise InputError(f"video_probs must be finite {(annotations.num_videos, annotations.num_classes)}", file=path, field="video_probs")
+        name = "video_probs" if "video_probs" in handle or "video_scores" not in handle else "video_scores"
+        video_probs = _numbers(handle, name, path, ndim=2, kinds="f", field="video_probs")
+        if video_probs.shape != (annotations.num_videos, annotations.num_classes):
+            raise InputError(f"video_probs must be {(annotations.num_videos, annotations.num_classes)}, got {video_probs.shape}",
+                             file=path, field="video_probs")
         attrs = {}
         for key, value in handle.attrs.items():
             if isinstance(value, np.generic):
@@ -259,6 +398,12 @@ def read_scores(path) -> Scores:
             if isinstance(value, float) and np.isnan(value):
                 value = None
             attrs[key] = value
-        if isinstance(attrs.get("config"), str):
-            attrs["config"] = json.loads(attrs["config"])
+        attrs["seconds_per_segment"] = _positive_number(handle, "seconds_per_segment", path)
+        if attrs.get("kappa") is not None:
+            attrs["kappa"] = _positive_number(handle, "kappa", path)
+        for key in ("block_size", "k"):
+            if attrs.get(key) is not None:
+                attrs[key] = _positive_int(handle, key, path)
+        if "config" in attrs:
+            attrs["config"] = _json_attr(handle, "config", path, dict)
     return Scores(annotations=annotations, logits=logits, video_probs=video_probs, attrs=attrs, path=str(path))

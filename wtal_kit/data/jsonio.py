@@ -35,9 +35,9 @@ def _read_json(path) -> dict:
     if not path.is_file():
         raise InputError("file not found", file=path)
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid JSON ({exc})", file=path) from None
+        data = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits, deep nesting
+        raise InputError(f"not valid JSON ({type(exc).__name__}: {str(exc)[:120]})", file=path) from None
     if not isinstance(data, dict):
         raise InputError("top level must be a JSON object", file=path)
     return data
@@ -48,6 +48,13 @@ def _write_json(path, payload: dict) -> Path:
     return atomic_write_text(path, json.dumps(payload, separators=(",", ":"), allow_nan=False))
 
 
+def _number(value) -> float:
+    """A JSON number (or a numeric string) as a float; TypeError, ValueError or OverflowError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"not a number: {value!r}")
+    return float(value)  # OverflowError for an integer beyond float range
+
+
 def _segment(entry, path, video, field="segment"):
     if not isinstance(entry, dict):
         raise InputError("each entry must be an object", file=path, video=video, field=field)
@@ -55,8 +62,8 @@ def _segment(entry, path, video, field="segment"):
     if not isinstance(segment, (list, tuple)) or len(segment) != 2:
         raise InputError(f"'segment' must be [start, end], got {segment!r}", file=path, video=video, field=field)
     try:
-        start, end = float(segment[0]), float(segment[1])
-    except (TypeError, ValueError):
+        start, end = _number(segment[0]), _number(segment[1])
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"'segment' must hold numbers, got {segment!r}", file=path, video=video, field=field) from None
     if not (math.isfinite(start) and math.isfinite(end)):
         raise InputError(f"non-finite segment {segment!r}", file=path, video=video, field=field)
@@ -103,8 +110,8 @@ def read_ground_truth_json(path, subset: str | None = None, classes=None, name: 
         if subset is not None and info.get("subset") != subset:
             continue
         try:
-            duration = float(info.get("duration"))
-        except (TypeError, ValueError):
+            duration = _number(info.get("duration"))
+        except (TypeError, ValueError, OverflowError):
             raise InputError(f"'duration' must be a number, got {info.get('duration')!r}", file=path, video=video, field="duration") from None
         if not math.isfinite(duration) or duration <= 0:
             raise InputError(f"duration must be > 0, got {duration!r}", file=path, video=video, field="duration")
@@ -182,7 +189,12 @@ def read_detections_json(path, classes=None) -> pd.DataFrame:
             if known is not None and label not in known:
                 raise InputError(f"unknown label {label!r} (not in the class list)", file=path, video=video, field="label")
             score = entry.get("score")
-            if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                try:
+                    score = float(score)
+                except OverflowError:
+                    pass
+            if not isinstance(score, float) or not math.isfinite(score):
                 raise InputError(f"score must be a finite number, got {score!r}", file=path, video=video, field="score")
             rows.append((video, label, start, end, float(score)))
     table = pd.DataFrame(rows, columns=["video", "label", "t_start", "t_end", "score"])
