@@ -381,7 +381,7 @@ EVAL_PROTOCOL_CHOICES = ("activitynet", "wtalc", "both")
 
 # -- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wtal", description=__doc__.split("\n\n")[0] + " — weakly-supervised temporal action "
+    parser = OneLineParser(prog="wtal", description=__doc__.split("\n\n")[0] + " — weakly-supervised temporal action "
                                      "localization with deep metric learning (Islam & Radke, WACV 2020).",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -483,12 +483,42 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"wtal: warning: {message}\n"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and exit code 2, like every other wtal error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """In the CLI, wtal-kit's own warnings are one line each; a library's (torch, numpy, h5py) are not shown."""
+    if str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        print(f"wtal: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def check_numeric_flags(args) -> None:
+    """Flags that no Config field validates: a port must be one, a count positive."""
+    port = getattr(args, "port", None)
+    if port is not None and not 1 <= port <= 65535:
+        raise InputError(f"--port must be in 1..65535, got {port}")
+    for name in ("workers", "iterations", "feature_dim"):
+        value = getattr(args, name, None)
+        if value is not None and not 1 <= value <= 2**31 - 1:
+            raise InputError(f"--{name.replace('_', '-')} must be a positive integer (at most 2147483647), got {value}")
+
+
 def main(argv=None) -> int:
     warnings.formatwarning = _one_line_warning  # e.g. "detection labels absent from the ground truth are ignored"
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            check_numeric_flags(args)
+            return args.func(args)
     except WtalError as exc:
         print(f"wtal {args.command}: error: {exc}", file=sys.stderr)
         return 2
