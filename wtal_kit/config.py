@@ -113,7 +113,7 @@ class Config:
     eval_protocol: str = _field("activitynet", "activitynet (interpolated AP, best match) | wtalc (W-TALC's evaluator)")
     iou_thresholds: tuple = _field((0.1, 0.3, 0.5, 0.7), "tIoU thresholds reported (paper 4.1)")
     checkpoint_selection: str = _field("last", "last: the reported model; best_test_map: the code's choice (selects on TEST mAP@0.5+0.7)")
-    feature_cache_mb: int = _field(2048, "keep at most this many MB of training features in memory")
+    feature_cache_mb: int = _field(2048, "MB of features a run keeps on its device: the training split (then the held-out one) whole if it fits, else a host cache of training videos")
 
     def __post_init__(self):
         try:
