@@ -31,7 +31,9 @@ EPILOG = "Numbers on the embedded synthetic benchmark are synthetic-benchmark nu
 
 
 # -- config flags, generated from the Config dataclass (its field metadata is the help) ------------
-NO_CLIPPING = "none"  # --kappa none: the parsed value, turned into kappa=None by config_from_args
+# --kappa none: the parsed value, turned into kappa=None by config_from_args. An object of its own, not the
+# text "none", which is also a value of a choice flag (--metric-loss none).
+NO_CLIPPING = type("NoneFlag", (), {"__repr__": lambda self: "none"})()
 OPTIONAL_INT_FIELDS = ("min_length", "max_per_video")  # int | None fields: 'none' gives None
 
 
@@ -94,7 +96,7 @@ def given_fields(args, names) -> dict:
     for name in names:
         value = getattr(args, name, None)
         if value is not None:
-            changes[name] = None if value == NO_CLIPPING else value
+            changes[name] = None if value is NO_CLIPPING else value
     return changes
 
 
