@@ -49,6 +49,8 @@ class FeatureDataset:
         video = self.annotations.videos[int(index)]
         try:
             array = np.asarray(self.read_features(int(index)), dtype=np.float32)
+        except InputError:
+            raise
         except (TypeError, ValueError):
             raise InputError("features must be numbers", file=self.description, video=video, field="features") from None
         if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != self.feature_dim:

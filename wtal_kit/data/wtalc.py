@@ -116,6 +116,10 @@ def load_wtalc_annotations(folder, name: str | None = None) -> Annotations:
         duration = duration[:, 0]
     if duration.shape != (n,):
         raise InputError(f"shape {duration.shape}, expected ({n},) or ({n}, 1)", file=paths["duration"], field="duration")
+    bad = ~(np.isfinite(duration) & (duration > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"duration must be > 0, got {duration[i]!r}", file=paths["duration"], video=videos[i], field="duration")
     classes = tuple(_text(c, paths["classlist"]) for c in arrays["classlist"])
     class_index = {c: i for i, c in enumerate(classes)}
     subsets = np.array([_text(s, paths["subset"], video) for s, video in zip(arrays["subset"], videos)], dtype=object)
