@@ -112,9 +112,12 @@ def _html_page(notebook) -> str:
 
 def reproduce(names=None, mode: str = "quick", seeds=None, *, store=experiments.DEFAULT_STORE, out_dir=None,
               features=None, activitynet_features=None, device: str = "auto", workers: int = 1,
-              progress: bool = True, echo=print) -> dict:
+              progress: bool = True, executor: str = "local", address: str | None = None,
+              gpus_per_task: float | None = None, echo=print) -> dict:
     """Train what the named artefacts lack (one progress bar over the grid), execute their notebooks, write the index.
 
+    ``executor``, ``address``, ``gpus_per_task``: where the trainings run
+    (:func:`wtal_kit.experiments.run_jobs`; "ray" needs the ``[cluster]`` extra).
     Returns the summary also written to ``summary.json``: the grid's counts, and each notebook's status.
     """
     from tqdm.auto import tqdm
@@ -122,13 +125,18 @@ def reproduce(names=None, mode: str = "quick", seeds=None, *, store=experiments.
     names = experiments.artefact_names(names)
     seeds = experiments.check_seeds(seeds) if seeds else (experiments.SMOKE_SEEDS if mode == "smoke" else experiments.DEFAULT_SEEDS)
     experiments.base_config(mode)  # an unknown mode fails here, before anything is written
+    if executor == "ray":
+        from wtal_kit.ray_executor import import_ray
+
+        import_ray()  # so does a missing Ray
     out_dir = Path(out_dir or Path("reports") / mode).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
         notebook_path(name)  # every notebook exists before anything is trained
     started = time.perf_counter()
     grid = experiments.run_artefacts(names, mode, seeds, store, features=features, activitynet_features=activitynet_features,
-                                     device=device, workers=workers, progress=progress)
+                                     device=device, workers=workers, progress=progress, executor=executor,
+                                     address=address, gpus_per_task=gpus_per_task)
     echo(f"grid: {grid.line()}")
     parameters = {
         "mode": mode, "seeds": list(seeds), "store": str(Path(store).resolve()), "workers": 1, "device": device,
@@ -150,7 +158,7 @@ def reproduce(names=None, mode: str = "quick", seeds=None, *, store=experiments.
     bar.close()
     outcomes = [outcomes[name] for name in names]
     summary = {
-        "mode": mode, "seeds": list(seeds), "store": parameters["store"], "device": device,
+        "mode": mode, "seeds": list(seeds), "store": parameters["store"], "device": device, "executor": executor,
         "grid": {"trained": len(grid.trained), "cached": len(grid.cached), "failed": grid.failed, "seconds": grid.seconds},
         "notebooks": [outcome.__dict__ for outcome in outcomes],
         "seconds": time.perf_counter() - started,
