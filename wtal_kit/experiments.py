@@ -313,6 +313,8 @@ class ResultsStore:
                 return "cached", entry
             from wtal_kit.training import train
 
+            for stale in (self.root / ".tmp").glob(f"{job.key}.*"):  # left by a killed process (we hold the key's lock)
+                shutil.rmtree(stale, ignore_errors=True)
             scratch = self.root / ".tmp" / f"{job.key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
             scratch.mkdir(parents=True)
             try:
