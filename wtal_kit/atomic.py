@@ -130,11 +130,11 @@ def atomic_path(path, expected_bytes: int | None = None):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(path)
-        if expected_bytes is not None:
-            check_room(path, expected_bytes)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
+        if expected_bytes is not None:  # after mkstemp: a read-only folder is reported as such
+            check_room(path, expected_bytes)
         yield tmp
         umask = os.umask(0)
         os.umask(umask)
