@@ -496,8 +496,9 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """In the CLI, wtal-kit's own warnings are one line each; a library's (torch, numpy, h5py) are not shown."""
-    if str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+    """In the CLI, wtal-kit's own warnings (UserWarnings raised in wtal_kit) are one line each; a library's
+    (torch, numpy, h5py; also a numpy RuntimeWarning from a computation in wtal_kit) are not shown."""
+    if issubclass(category, UserWarning) and str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
         print(f"wtal: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
