@@ -1,0 +1,63 @@
+"""The live hyperparameter sliders served by Voila and driven in headless chromium (the explorer's machinery).
+
+One tiny run (the smoke preset: d=16) is started from the page and its row appears; a longer one
+shows that a control is checked while it trains, and Stop ends it with its row marked stopped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from browser import TRACEBACK_SIGNS, VOILA_CELL_ERROR, chromium_page, require_browser, require_ui, voila_app, wait_for_widgets
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "sliders.ipynb"
+ROWS = "table.wtal-runs"
+
+
+def set_text(page, label: str, value: str) -> None:
+    """Type into an ipywidgets text box (found by its description) and commit it with Enter."""
+    box = page.locator(".widget-inline-hbox", has=page.get_by_text(label, exact=True)).locator("input").first
+    box.fill(value)
+    box.press("Enter")
+
+
+@pytest.mark.slow
+def test_sliders_in_chromium(tmp_path):
+    require_ui()
+    require_browser()
+    store = tmp_path / "store"
+    with voila_app(NOTEBOOK, {"store": store, "preset": "smoke", "workers": 1}, log_path=tmp_path / "voila.log") as url:
+        with chromium_page(viewport={"width": 1400, "height": 1600}) as page:
+            page.goto(url)
+            wait_for_widgets(page, timeout=120)
+            page.get_by_text("Cost: seconds").wait_for(timeout=60_000)  # the cost, said before starting
+
+            # a tiny run: its row appears, with its numbers and the paper's row of the same setting
+            page.get_by_role("button", name="train").click()
+            page.wait_for_function(f"() => /#1\\s+trained/.test(document.querySelector('{ROWS}').innerText)", timeout=120_000)
+            table = page.inner_text(ROWS)
+            assert "Table 1 · full method" in table and "62.3" in table  # the published row beside ours
+            assert list((store).glob("*/entry.json"))  # it joined the results store
+
+            # a longer run: while it trains, a negative margin is refused next to its control
+            set_text(page, "iterations", "100000")
+            page.get_by_role("button", name="train").click()
+            page.wait_for_function("() => /run #2 .*: [1-9][0-9]* \\/ 100000 iterations/.test(document.body.innerText)",
+                                   timeout=120_000)
+            set_text(page, "margin α", "-1")
+            page.get_by_text("must be >= 0, got -1.0").wait_for(timeout=30_000)
+            assert page.get_by_role("button", name="train").is_disabled()
+            assert "training (" in page.inner_text(ROWS)  # still running while the control was checked
+
+            # Stop ends it cleanly: its row says where it stopped; its checkpoint is kept outside the store's entries
+            page.get_by_role("button", name="stop").click()
+            page.wait_for_function(f"() => /stopped at iteration [0-9]+/.test(document.querySelector('{ROWS}').innerText)",
+                                   timeout=120_000)
+            assert list((store / ".stopped").glob("*/checkpoint.pt"))
+
+            text = page.inner_text("body")
+            assert not any(sign in text for sign in TRACEBACK_SIGNS) and VOILA_CELL_ERROR not in text
+            assert page.blocked_requests == []  # works offline
+    assert url.process.poll() is not None  # the server is gone

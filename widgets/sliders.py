@@ -1,0 +1,476 @@
+"""Live hyperparameter sliders: change the method's settings, train, and watch the effect.
+
+:class:`Sliders` draws a :class:`wtal_kit.sessions.Session` (the queue, the background trainings,
+the results store); it holds only UI state. Set a control's ``value`` and press ``train`` (or call
+:meth:`Sliders.train`) in tests as in the page.
+
+- Every control is checked as it changes (``sessions.check``: Config's own validation, and k no
+  larger than the block); a bad value gets its message next to its control and ``train`` is
+  disabled until it is fixed.
+- Before starting, the page says what the run costs: at once from the store, or the small preset's
+  measured time scaled by the iterations.
+- While runs train (in background threads; the page stays responsive) the page shows a progress
+  bar per run and, for the latest run, the loss terms at every iteration and the mAP at every
+  evaluation; redraws are throttled to one per ``throttle`` seconds.
+- Every run that ends joins the comparison table and the mAP-vs-tIoU chart, with the paper's
+  number beside a setting the paper prints (labelled: real features, single run), and opens in the
+  explorer below the table.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import threading
+import time
+
+import ipywidgets as w
+import plotly.graph_objects as go
+
+import wtal_kit
+from wtal_kit import experiments, sessions
+from wtal_kit.config import Config
+from widgets.explorer import explorer_app
+from widgets.timeline import sync_initial_state
+
+THROTTLE = 0.2  # seconds between two redraws of the live charts
+MAX_CURVE_POINTS = 600  # the loss curves are thinned to at most this many points
+ERROR = "#b00020"
+LOSS_TERMS = ("total", "classification", "metric")
+CLASSIFICATION_LABELS = [("BBCE", "bbce"), ("BCE", "bce"), ("Softmax-MIL", "softmax_mil")]
+METRIC_LABELS = [("triplet", "triplet"), ("contrastive", "contrastive"), ("none", "none")]
+DISTANCE_LABELS = [("class-specific", "class"), ("cosine", "cosine"), ("Euclidean", "euclidean"), ("custom", "custom")]
+# how the table names a changed field
+SHORT = {"kappa": "κ", "k": "k", "block_size": "block", "metric_weight": "λ", "margin": "α", "classification_loss": "cls",
+         "metric_loss": "metric", "distance": "distance", "lr": "lr", "threshold": "threshold", "gamma": "γ"}
+STATUS_TEXT = {"queued": "queued", "running": "training", "finished": "trained", "store": "from the store",
+               "stopped": "stopped", "cancelled": "cancelled", "failed": "failed"}
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def cost_text(config: Config, preset: str, in_store: bool, ahead: int = 0) -> str:
+    """What starting ``config`` will cost, said before it starts (only measured numbers)."""
+    if in_store:
+        return "This setting is in the results store: its result is shown at once, without training."
+    queue = f" {ahead} run(s) ahead of it in the queue." if ahead else ""
+    if preset == "small" and sessions.layout_of(config) == "thumos14":
+        small = sessions.preset_config("small")
+        estimate = sessions.SMALL_PRESET_SECONDS * config.iterations / small.iterations
+        return (f"Cost: about {estimate:.0f} s on a 2-core CPU (the small preset's measured "
+                f"{sessions.SMALL_PRESET_SECONDS:.0f} s for {small.iterations} iterations, scaled to {config.iterations}; "
+                f"two runs at once share the cores).{queue}")
+    if preset == "smoke":
+        return f"Cost: seconds (d={config.feature_dim}, {config.iterations} iterations).{queue}"
+    return (f"Cost: not measured on this machine ({preset} preset, {sessions.layout_of(config) or config.dataset}, "
+            f"d={config.feature_dim}, {config.iterations} iterations); the small preset on the THUMOS14 layout takes "
+            f"about {sessions.SMALL_PRESET_SECONDS:.0f} s on a 2-core CPU.{queue}")
+
+
+def setting_text(config: Config, base: Config) -> str:
+    """The fields of ``config`` that differ from its preset's full method, e.g. "κ=none, metric=none"."""
+    parts = []
+    if not config.block_processing:
+        parts.append("no blocks")
+    for name, short in SHORT.items():
+        if name in ("block_size",) and not config.block_processing:
+            continue
+        if getattr(config, name) != getattr(base, name):
+            parts.append(f"{short}={_fmt(getattr(config, name))}")
+    return ", ".join(parts) or "full method"
+
+
+def _cell(values, key, scale: float = 1.0) -> str:
+    """One number of a table, to one decimal; "—" where there is none."""
+    try:
+        value = scale * float(values[key])
+    except (KeyError, TypeError, ValueError):
+        return "—"
+    return "—" if math.isnan(value) else f"{value:.1f}"
+
+
+class Sliders:
+    """The app's widgets and state over a :class:`wtal_kit.sessions.Session`."""
+
+    def __init__(self, session: sessions.Session, *, preset: str = sessions.DEFAULT_PRESET, layout: str = "thumos14",
+                 throttle: float = THROTTLE):
+        self.session = session
+        self.throttle = throttle
+        self.base = sessions.preset_config(preset, layout)
+        self.bases = {}  # run number -> (preset, layout, base config) it was asked from
+        self.watched = None  # the run the live charts show
+        self._drawn_final = set()  # run numbers already in the mAP-vs-tIoU chart
+        self._published_traces = set()
+        self._last_draw = 0.0
+        self._draw_lock = threading.RLock()
+        self._building = True
+        self.problems = {}
+
+        label = {"style": {"description_width": "150px"}, "layout": w.Layout(width="360px")}
+        self.preset = w.Dropdown(options=[(f"{name}: {text}", name) for name, (_, text) in sessions.PRESETS.items()],
+                                 value=preset, description="preset", style={"description_width": "150px"},
+                                 layout=w.Layout(width="720px"))
+        self.layout = w.ToggleButtons(options=[("THUMOS14 layout", "thumos14"), ("ActivityNet1.2 layout", "activitynet12")],
+                                      value=layout, description="dataset layout", style={"description_width": "150px"})
+        self.kappa = w.FloatSlider(min=0.5, max=10.0, step=0.5, description="κ (clipping)", continuous_update=False, **label)
+        self.no_clipping = w.Checkbox(description="no clipping", indent=False, layout=w.Layout(width="120px"))
+        self.k = w.IntSlider(min=1, max=100, description="k (top-k per block)", continuous_update=False, **label)
+        self.block_size = w.IntSlider(min=5, max=300, step=5, description="block size", continuous_update=False, **label)
+        self.no_blocks = w.Checkbox(description="no blocks", indent=False, layout=w.Layout(width="120px"))
+        self.metric_weight = w.FloatText(description="λ (metric weight)", **label)
+        self.margin = w.FloatText(description="margin α", **label)
+        self.classification_loss = w.Dropdown(options=CLASSIFICATION_LABELS, description="classification loss", **label)
+        self.metric_loss = w.Dropdown(options=METRIC_LABELS, description="metric loss", **label)
+        self.distance = w.Dropdown(options=DISTANCE_LABELS, description="distance", **label)
+        self.lr = w.FloatText(description="learning rate", **label)
+        self.iterations = w.IntText(description="iterations", **label)
+        self.seed = w.IntText(description="seed", **label)
+        self.threshold = w.FloatSlider(min=0.05, max=0.95, step=0.01, description="threshold", continuous_update=False, **label)
+        self.gamma = w.FloatSlider(min=0.0, max=2.0, step=0.05, description="γ (video score)", continuous_update=False, **label)
+        self.fields = ("kappa", "k", "block_size", "metric_weight", "margin", "classification_loss", "metric_loss", "distance",
+                       "lr", "iterations", "seed", "threshold", "gamma")
+        self.notes = {name: w.HTML(layout=w.Layout(min_width="280px")) for name in self.fields}
+        self.notes["block_processing"] = self.notes["block_size"]
+
+        self.cost = w.HTML()
+        self.train_button = w.Button(description="train", button_style="primary", tooltip="queue a run of these settings")
+        self.stop_button = w.Button(description="stop", tooltip="end every running run cleanly (it keeps what it reached) and empty the queue")
+        self.message = w.HTML()
+        self.progress_box = w.VBox()
+        self.bars = {}  # run number -> (HTML label, IntProgress)
+        self._bar_numbers = []  # the runs whose bars the page shows
+        self.loss_figure = go.FigureWidget(layout=go.Layout(
+            height=320, width=760, margin=dict(l=60, r=60, t=40, b=40), xaxis=dict(title="iteration"),
+            yaxis=dict(title="loss"), yaxis2=dict(title="mAP avg (%)", overlaying="y", side="right", rangemode="tozero"),
+            legend=dict(orientation="h", y=-0.2), title=dict(text="no run yet", font=dict(size=13))))
+        for term in LOSS_TERMS:
+            self.loss_figure.add_scatter(name=f"loss: {term}", mode="lines", x=[], y=[])
+        self.loss_figure.add_scatter(name="mAP avg at each evaluation", mode="lines+markers", x=[], y=[], yaxis="y2")
+        self.table = w.HTML()
+        self.tiou_figure = go.FigureWidget(layout=go.Layout(
+            height=340, width=760, margin=dict(l=60, r=20, t=40, b=40), xaxis=dict(title="tIoU threshold"),
+            yaxis=dict(title="mAP (%)", rangemode="tozero"), title=dict(text="mAP vs tIoU: every finished run", font=dict(size=13))))
+        self.explore_pick = w.Dropdown(options=[], description="run", layout=w.Layout(width="260px"))
+        self.explore_button = w.Button(description="open in the explorer")
+        self.explorer_box = w.VBox()
+
+        self._set_controls(self.base)
+        for name in self.fields:
+            getattr(self, name).observe(self._on_control, names="value")
+        for box in (self.no_clipping, self.no_blocks):
+            box.observe(self._on_control, names="value")
+        self.preset.observe(self._on_preset, names="value")
+        self.layout.observe(self._on_preset, names="value")
+        self.train_button.on_click(lambda button: self._guard(self.train))
+        self.stop_button.on_click(lambda button: self._guard(self.session.stop))
+        self.explore_button.on_click(lambda button: self._guard(self.open_in_explorer))
+        session.subscribe(self._on_event)
+
+        self.widget = self._layout_widgets()
+        self._building = False
+        self._guard(self.check)
+        self._draw_table()
+        for figure in (self.loss_figure, self.tiou_figure):
+            sync_initial_state(figure)
+
+    # -- layout ---------------------------------------------------------------------------
+    def _row(self, name, *extra) -> w.HBox:
+        return w.HBox([getattr(self, name), *extra, self.notes[name]])
+
+    def _layout_widgets(self) -> w.Widget:
+        title = w.HTML("<h3 style='margin:4px 0'>wtal-kit live hyperparameter sliders</h3>"
+                       "<div>Change the method's settings, train, and compare. Our numbers come from the embedded "
+                       "synthetic benchmark (synthetic features, not I3D): they are not THUMOS14 results. "
+                       "Published numbers are the paper's, on real features, single runs.</div>")
+        method = w.VBox([self._row("kappa", self.no_clipping), self._row("k"), self._row("block_size", self.no_blocks),
+                         self._row("metric_weight"), self._row("margin"), self._row("classification_loss"),
+                         self._row("metric_loss"), self._row("distance")])
+        budget = w.VBox([self._row("lr"), self._row("iterations"), self._row("seed"), w.HTML("<b>localization</b>"),
+                         self._row("threshold"), self._row("gamma")])
+        return w.VBox([
+            title, self.preset, self.layout,
+            w.HBox([method, budget]),
+            self.cost,
+            w.HBox([self.train_button, self.stop_button]),
+            self.message,
+            self.progress_box,
+            self.loss_figure,
+            w.HTML("<b>Runs</b> (mAP in %, at each run's threshold and γ)"),
+            self.table,
+            self.tiou_figure,
+            w.HBox([self.explore_pick, self.explore_button]),
+            self.explorer_box,
+        ], layout=w.Layout(padding="6px"))
+
+    # -- the controls -----------------------------------------------------------------------
+    def _set_controls(self, config: Config) -> None:
+        building, self._building = self._building, True
+        self.no_clipping.value = config.kappa is None
+        self.kappa.value = 4.0 if config.kappa is None else config.kappa
+        self.kappa.disabled = config.kappa is None
+        self.no_blocks.value = not config.block_processing
+        self.block_size.disabled = not config.block_processing
+        for name in self.fields:
+            if name != "kappa":
+                getattr(self, name).value = getattr(config, name)
+        self._building = building
+
+    def changes(self) -> dict:
+        """The config fields the controls set."""
+        values = {name: getattr(self, name).value for name in self.fields}
+        values["kappa"] = None if self.no_clipping.value else float(self.kappa.value)
+        values["block_processing"] = not self.no_blocks.value
+        values["eval_every"] = sessions.eval_every(self.base, values["iterations"])
+        return values
+
+    def check(self) -> Config | None:
+        """Check the controls; show each problem next to its control; the config, or None while invalid."""
+        config, self.problems = sessions.check(self.base, self.changes())
+        for name, note in self.notes.items():
+            problem = self.problems.get(name)
+            note.value = f"<span style='color:{ERROR}'>{html.escape(problem)}</span>" if problem else ""
+        unplaced = [f"{name}: {text}" for name, text in self.problems.items() if name not in self.notes]
+        self.train_button.disabled = config is None
+        if config is None:
+            self.cost.value = ("<div style='color:%s'>Fix the settings marked in red to train%s</div>"
+                               % (ERROR, html.escape(": " + "; ".join(unplaced)) if unplaced else "."))
+            return None
+        trained = sessions.training_config(config, self.base)
+        in_store = self.session.store.get(experiments.config_key(trained)) is not None
+        ahead = sum(run.active for run in self.session.runs)
+        self.cost.value = f"<div>{html.escape(cost_text(config, self.preset.value, in_store, ahead))}</div>"
+        return config
+
+    def config(self) -> Config | None:
+        return self.check()
+
+    def _on_control(self, change) -> None:
+        if self._building:
+            return
+        self.kappa.disabled = self.no_clipping.value
+        self.block_size.disabled = self.no_blocks.value
+        self._guard(self.check)
+
+    def _on_preset(self, change) -> None:
+        if self._building:
+            return
+
+        def reset():
+            self.base = sessions.preset_config(self.preset.value, self.layout.value)
+            self._set_controls(self.base)
+            self.check()
+
+        self._guard(reset)
+
+    # -- actions --------------------------------------------------------------------------------
+    def train(self) -> sessions.Run | None:
+        """Queue a run of the current settings (or show its stored result at once)."""
+        config = self.check()
+        if config is None:
+            return None
+        base = self.base
+        run = self.session.submit(config, base)
+        self.bases.setdefault(run.number, (self.preset.value, self.layout.value, base))
+        self.watched = run
+        self._say(f"run #{run.number}: {STATUS_TEXT.get(run.status, run.status)}"
+                  + (f" — {run.message}" if run.message else ""))
+        self.redraw(force=True)
+        self.check()
+        return run
+
+    def open_in_explorer(self, number: int | None = None):
+        """Show the explorer on a finished or stopped run below the table."""
+        number = self.explore_pick.value if number is None else number
+        if number is None:
+            raise wtal_kit.InputError("no finished run to open yet")
+        run = self.session.runs[number - 1]
+        if run.run_dir is None:
+            raise wtal_kit.InputError(f"run #{number} has no results to explore ({STATUS_TEXT.get(run.status, run.status)})")
+        explorer = explorer_app(run.run_dir, roots=[run.run_dir])
+        explorer.threshold.value, explorer.gamma.value = run.config.threshold, run.config.gamma
+        self.explorer = explorer
+        self.explorer_box.children = [w.HTML(f"<b>Run #{number} in the explorer</b>"), explorer.widget]
+        return explorer
+
+    # -- events from the session (training threads) ----------------------------------------------
+    def _on_event(self, run: sessions.Run, kind: str) -> None:
+        if kind == "started" and (self.watched is None or not self.watched.active or self.watched.status == "queued"):
+            self.watched = run
+        if kind == "iteration" and time.monotonic() - self._last_draw < self.throttle:
+            return
+        self.redraw(force=kind != "iteration")
+
+    def redraw(self, force: bool = True) -> None:
+        """Draw the progress, the live charts and (force) the table and the tIoU chart."""
+        with self._draw_lock:
+            self._last_draw = time.monotonic()
+            try:
+                self._draw_progress()
+                self._draw_curves()
+                if force:
+                    self._draw_table()
+                    self._draw_tiou()
+                    self._draw_pick()
+                    if not self._building and not any(run.active for run in self.session.runs):
+                        self.check()  # the store now holds what just finished
+            except Exception as error:  # noqa: BLE001 - the page keeps working
+                self._say(f"{type(error).__name__}: {error}", error=True)
+
+    def _draw_progress(self) -> None:
+        active = [run for run in self.session.runs if run.active]
+        numbers = [run.number for run in active]
+        for run in active:
+            if run.number not in self.bars:
+                self.bars[run.number] = (w.HTML(layout=w.Layout(width="380px")), w.IntProgress(min=0, max=run.iterations))
+            label, bar = self.bars[run.number]
+            bar.value = run.iteration
+            where = "queued" if run.status == "queued" else f"{run.iteration} / {run.iterations} iterations"
+            label.value = f"run #{run.number} ({html.escape(self._setting(run))}): {where}"
+        if self._bar_numbers != numbers:
+            self._bar_numbers = numbers
+            self.progress_box.children = [w.HBox(list(self.bars[n])) for n in numbers]
+
+    def _draw_curves(self) -> None:
+        run = self.watched
+        if run is None:
+            return
+        losses = list(run.losses)
+        step = max(1, len(losses) // MAX_CURVE_POINTS)
+        shown = losses[::step]
+        if losses and shown[-1] is not losses[-1]:
+            shown.append(losses[-1])
+        evaluations = list(run.evaluations)
+        with self.loss_figure.batch_update():
+            x = [i for i, _ in shown]
+            for index, term in enumerate(LOSS_TERMS):
+                self.loss_figure.data[index].update(x=x, y=[terms.get(term) for _, terms in shown])
+            self.loss_figure.data[3].update(x=[i for i, _ in evaluations], y=[100 * m["avg"] for _, m in evaluations])
+            state = STATUS_TEXT.get(run.status, run.status)
+            self.loss_figure.layout.title.text = (f"run #{run.number} ({self._setting(run)}): {state}, {run.iteration} / "
+                                                  f"{run.iterations} iterations — mAP at the preset's threshold "
+                                                  f"{run.trained_config.threshold:g}, γ {run.trained_config.gamma:g}")
+
+    def _setting(self, run) -> str:
+        base = self.bases.get(run.number, (None, None, self.base))[2]
+        return setting_text(run.config, base)
+
+    def _draw_table(self) -> None:
+        runs = list(self.session.runs)
+        tious = [0.1, 0.3, 0.5, 0.7]
+        head = "".join(f"<th>@{t:g}</th>" for t in tious)
+        rows = []
+        for run in runs:
+            preset, layout, _ = self.bases.get(run.number, ("?", "?", None))
+            status = STATUS_TEXT.get(run.status, run.status)
+            if run.status == "stopped":
+                status = f"stopped at iteration {run.iteration}"
+            elif run.status == "failed":
+                status = f"failed: {run.message}"
+            elif run.status == "running":
+                status = f"training ({run.iteration} / {run.iterations})"
+            values = run.mean_ap
+            cells = "".join(f"<td>{_cell(values, t, 100)}</td>" for t in tious)
+            cells += f"<td><b>{_cell(values, 'avg', 100)}</b></td>"
+            seconds = "" if run.seconds is None or math.isnan(run.seconds) else f"{run.seconds:.0f} s"
+            rows.append(
+                f"<tr class='wtal-run' data-run='{run.number}'><td>#{run.number}</td><td>{html.escape(status)}</td>"
+                f"<td>{html.escape(self._setting(run))}</td><td>{html.escape(f'{preset}, {layout}')}</td>"
+                f"<td>{run.config.seed}</td><td>{run.config.iterations}</td>{cells}<td>{seconds}</td>"
+                f"<td>ours: embedded synthetic benchmark</td></tr>")
+            for match in sessions.matches(run.config)[:1]:
+                if match.published is None:
+                    rows.append(f"<tr style='color:#666'><td></td><td colspan='5'>{html.escape(match.name)}</td>"
+                                f"<td colspan='7'>{html.escape(match.source)}</td></tr>")
+                    continue
+                published = "".join(f"<td>{_cell(match.published, t)}</td>" for t in tious)
+                published += f"<td>{_cell(match.published, 'avg')}</td>"
+                rows.append(f"<tr style='color:#666;font-style:italic'><td></td><td colspan='5'>{html.escape(match.name)}</td>"
+                            f"{published}<td></td><td>{html.escape(match.source)}</td></tr>")
+        header = (f"<thead><tr><th>run</th><th>status</th><th>setting</th><th>preset, layout</th><th>seed</th>"
+                  f"<th>iterations</th>{head}<th>avg</th><th>time</th><th>numbers</th></tr></thead>")
+        body = "".join(rows) or "<tr><td colspan='13'>no run yet: press train</td></tr>"
+        self.table.value = (f"<table class='wtal-runs' style='border-collapse:collapse;text-align:right'>"
+                            f"{header}<tbody>{body}</tbody></table>")
+
+    def _draw_tiou(self) -> None:
+        for run in list(self.session.runs):
+            if run.number in self._drawn_final or run.mean_ap is None or run.active:
+                continue
+            self._drawn_final.add(run.number)
+            keys = [t for t in run.mean_ap.index if t != "avg"]
+            dash = "dot" if run.status == "stopped" else "solid"
+            self.tiou_figure.add_scatter(x=[float(t) for t in keys], y=[100 * float(run.mean_ap[t]) for t in keys],
+                                         mode="lines+markers", line=dict(dash=dash),
+                                         name=f"#{run.number} {self._setting(run)}"
+                                              + (" (stopped)" if run.status == "stopped" else ""))
+            for match in sessions.matches(run.config)[:1]:
+                if match.published is None or match.name in self._published_traces:
+                    continue
+                self._published_traces.add(match.name)
+                points = [(t, match.published[t]) for t in (0.1, 0.3, 0.5, 0.7) if not math.isnan(match.published[t])]
+                self.tiou_figure.add_scatter(x=[t for t, _ in points], y=[v for _, v in points], mode="markers",
+                                             marker=dict(symbol="diamond-open", size=10),
+                                             name=f"published: {match.name} (real features)")
+
+    def _draw_pick(self) -> None:
+        options = [(f"#{run.number} {self._setting(run)}", run.number) for run in self.session.runs if run.run_dir is not None]
+        if [value for _, value in options] != [value for _, value in self.explore_pick.options]:
+            current = self.explore_pick.value
+            self.explore_pick.options = options
+            if current in [value for _, value in options]:
+                self.explore_pick.value = current
+
+    # -- messages ----------------------------------------------------------------------------------
+    def _say(self, text: str = "", error: bool = False) -> None:
+        color = ERROR if error else "#555"
+        self.message.value = f"<div style='color:{color}'>{html.escape(text)}</div>" if text else ""
+
+    def _guard(self, action, *args):
+        """Run an action; any error becomes one line in the page (never a traceback)."""
+        try:
+            return action(*args)
+        except wtal_kit.WtalError as error:
+            self._say(str(error), error=True)
+        except Exception as error:  # noqa: BLE001 - the page must keep working
+            self._say(f"{type(error).__name__}: {error}", error=True)
+        return None
+
+
+ENV_STORE, ENV_PRESET, ENV_LAYOUT, ENV_WORKERS = ("WTAL_EXPLORE_STORE", "WTAL_EXPLORE_PRESET", "WTAL_EXPLORE_LAYOUT",
+                                                  "WTAL_EXPLORE_WORKERS")
+
+
+class Unavailable:
+    """What the page shows when the app cannot start: one line, no traceback."""
+
+    def __init__(self, problem: str):
+        self.widget = w.HTML(f"<div style='color:{ERROR}'>The sliders could not start: {html.escape(problem)}</div>")
+
+
+def sliders_app(store=experiments.DEFAULT_STORE, preset: str = sessions.DEFAULT_PRESET, layout: str = "thumos14",
+                workers: int | None = None) -> Sliders:
+    """The app on a results store (the reproduction's, by default)."""
+    return Sliders(sessions.Session(store, workers=workers), preset=preset, layout=layout)
+
+
+def sliders_from_parameters(store: str = "", preset: str = "", layout: str = "", workers: str = ""):
+    """The Voila app's entry point: notebook parameters, else WTAL_EXPLORE_* variables (``wtal sliders``), else defaults."""
+    store = store or os.environ.get(ENV_STORE, "") or experiments.DEFAULT_STORE
+    preset = preset or os.environ.get(ENV_PRESET, "") or sessions.DEFAULT_PRESET
+    layout = layout or os.environ.get(ENV_LAYOUT, "") or "thumos14"
+    workers = str(workers or os.environ.get(ENV_WORKERS, "")).strip()
+    try:
+        if workers and not workers.isdigit():
+            raise wtal_kit.InputError(f"workers must be a positive integer, got {workers!r}", field="workers")
+        return sliders_app(store, preset, layout, int(workers) if workers else None)
+    except wtal_kit.WtalError as error:
+        return Unavailable(str(error))
+    except Exception as error:  # noqa: BLE001 - a page, not a traceback
+        return Unavailable(f"{type(error).__name__}: {error}")

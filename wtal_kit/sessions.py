@@ -1,0 +1,519 @@
+"""Runs asked for from a live dashboard: a queue, one or two trainings in background threads, the store first.
+
+The "Live hyperparameter sliders" app (``widgets.sliders``, ``wtal sliders``) asks a
+:class:`Session` for runs; the session keeps the logic and the state, the app only draws it::
+
+    session = Session("runs/store")
+    run = session.submit(preset_config("small").replace(kappa=2.0))
+    session.subscribe(lambda run, kind: print(run.number, kind, run.iteration))
+    run.finished.wait(); run.mean_ap           # mAP per tIoU (fractions) and "avg"
+    session.stop()                             # every running and queued run
+    session.close()
+
+What a request does, in order:
+
+1. Its config is checked (:func:`check`: Config's own validation, and k no larger than the block).
+2. The results store is looked up first (:func:`wtal_kit.experiments.config_key`): a finished entry
+   is served at once, without training (status ``"store"``); a request for a run already queued or
+   running returns that run.
+3. Otherwise it is queued; ``workers`` background threads (2 where there are 2 or more CPU cores or
+   a GPU) train the queue in order, into the store's private scratch folder under the key's lock,
+   with the reproduction's own entry layout: a finished run becomes a store entry that
+   ``wtal reproduce`` and the reproduction notebooks read like their own.
+4. ``stop()`` ends a training after its current iteration (``train(stop=...)``): its checkpoint,
+   scores and partial results are kept, but never as a store entry (the store holds finished runs
+   only); it goes to ``<store>/.stopped/<key>/``, and the next request of that config resumes from
+   there (to exactly the numbers of an uninterrupted run).
+
+Store entries are always trained with the preset's localization settings (threshold, gamma, ...),
+which the store key leaves out, so that their ``results.json`` means what the reproduction's tables
+expect; a run asked for at another threshold or gamma is re-evaluated from its stored scores.
+
+Listeners (:meth:`Session.subscribe`) are called in the training's thread with ``(run, kind)``,
+kind one of :data:`EVENTS`; a listener that raises is dropped from that call, never the training.
+No Jupyter, ipywidgets or plotly here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from wtal_kit import experiments
+from wtal_kit.config import Config
+from wtal_kit.errors import InputError, WtalError
+
+EVENTS = ("queued", "started", "iteration", "evaluation", "finished")
+STATUSES = ("queued", "running", "finished", "store", "stopped", "cancelled", "failed")
+LOCALIZATION_FIELDS = ("localization", "threshold", "gamma", "min_length", "eval_protocol", "iou_thresholds")
+STOPPED = ".stopped"  # <store>/.stopped/<key>/: runs that Stop ended (the store's keys() skips dot-folders)
+SOURCE = "wtal sliders"  # entry.json "source" of the entries this module publishes
+
+# -- presets ---------------------------------------------------------------------------------
+# name -> (the reproduction mode whose base config it is, what the page says about it)
+PRESETS = {
+    "smoke": ("smoke", "seconds; a check of the machinery (d=16, 6 iterations): its numbers mean nothing"),
+    "small": ("quick", "the reproduction's quick mode (d=256, lr 1e-3, 800 iterations): runs here fill its tables"),
+    "paper": ("full", "the paper's settings (d=2048, lr 1e-4, 4401 iterations): meant for a GPU"),
+}
+DEFAULT_PRESET = "small"
+LAYOUTS = ("thumos14", "activitynet12")
+# What the small preset cost on the THUMOS14 layout, one run alone, on a 2-core CPU (2 torch threads):
+# measured by `wtal sliders --time-preset` (the README names the date and machine).
+SMALL_PRESET_SECONDS = 44.0
+
+
+def preset_config(name: str = DEFAULT_PRESET, layout: str = "thumos14", *, device: str = "auto") -> Config:
+    """The full method's config of a sliders preset on a dataset layout (the base every control starts from)."""
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; choose one of {tuple(PRESETS)}", field="preset")
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}; choose one of {LAYOUTS}", field="layout")
+    return experiments.base_config(PRESETS[name][0], layout, device=device)
+
+
+def eval_every(base: Config, iterations) -> int:
+    """Evaluate as many times as the preset does whatever the iterations (the preset's own when they are its)."""
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations <= 0 or iterations == base.iterations:
+        return base.eval_every  # the iterations' own check says what is wrong
+    evaluations = max(1, round(base.iterations / base.eval_every))
+    return max(1, math.ceil(iterations / evaluations))
+
+
+def layout_of(config: Config) -> str | None:
+    """thumos14 | activitynet12 for the embedded benchmark's layouts; None for a feature store."""
+    prefix = "synthetic-"
+    return config.dataset[len(prefix):] if config.dataset.startswith(prefix) else None
+
+
+# -- checking a request ------------------------------------------------------------------------
+def check(base: Config, changes: dict) -> tuple[Config | None, dict]:
+    """(config, {}) for valid ``changes`` of ``base``, else (None, {field: one-line problem}).
+
+    Each change is first checked alone (so that every bad control gets its own message), then
+    all together (Config's cross-field rules, and k no larger than the block).
+    """
+    problems = {}
+    for name, value in changes.items():
+        try:
+            base.replace(**{name: value})
+        except InputError as error:
+            problems[error.field or name] = error.problem
+        except (TypeError, ValueError) as error:
+            problems[name] = str(error)
+    if problems:
+        return None, problems
+    try:
+        config = base.replace(**changes)
+    except InputError as error:
+        return None, {error.field or "config": error.problem}
+    if config.block_processing and config.k > config.block_size:
+        return None, {"k": f"k = {config.k} is larger than the block ({config.block_size} segments)"}
+    return config, {}
+
+
+def training_config(config: Config, base: Config) -> Config:
+    """What trains for ``config``: the store's form of it, so that it has the reproduction's key.
+
+    The evaluation fields the store key leaves out are ``base``'s (see the module's docstring), and
+    a value equal to the base's or to a matching paper row's is taken as written there: the key
+    hashes the JSON of the fields, where ``kappa=2`` (Table 5's row) and ``2.0`` differ.
+    """
+    values = {name: getattr(base, name) for name in experiments.NOT_TRAINING_FIELDS if name != "device"}
+    for name, value in config.to_dict().items():
+        if name not in values and getattr(base, name) == getattr(config, name):
+            values[name] = getattr(base, name)
+    for match in matches(config):
+        values.update(match.changes)
+    return config.replace(**values)
+
+
+# -- published rows ----------------------------------------------------------------------------
+# The method's hyperparameters: a setting matches a row of the paper when these agree with the
+# full method plus that row's changes (the budget: d, lr, iterations, seed, may differ).
+METHOD_FIELDS = ("kappa", "k", "block_size", "block_processing", "metric_weight", "margin",
+                 "classification_loss", "metric_loss", "distance")
+
+
+@dataclass(frozen=True)
+class Match:
+    """A row of the paper's tables or figures whose setting a config has."""
+
+    artefact: str  # table3, figure4a, ...
+    title: str  # "Table 3: the loss terms"
+    variant: str  # the row's label
+    published: pd.Series | None  # the printed mAP (%) per tIoU and "avg"; None: the paper prints no number for it
+    source: str  # what the published numbers are
+    changes: dict = field(default_factory=dict)  # the row's changes from the full method, as the reproduction writes them
+
+    @property
+    def name(self) -> str:
+        return f"{self.title.split(':')[0]} · {self.variant}"
+
+
+def matches(config: Config) -> list[Match]:
+    """The paper's rows (Tables 1-5, Figures 2-4) whose setting ``config`` has, tables first."""
+    from wtal_kit import reproduction
+
+    layout = layout_of(config)
+    paper = Config()
+    found = []
+    for name, artefact in experiments.ARTEFACTS.items():
+        if name == "figure5":
+            continue
+        for variant in artefact.variants:
+            if variant.layout != layout and not (layout is None and variant.layout == "thumos14"):
+                continue
+            expected = {f: getattr(paper, f) for f in METHOD_FIELDS} | variant.changes
+            if all(getattr(config, f) == expected[f] for f in METHOD_FIELDS):
+                dataset = reproduction.PAPER_DATASETS[variant.layout]
+                published = reproduction.published_for(variant)
+                if published is None:
+                    source = f"the paper shows this setting only as a chart (no number printed); real {dataset} features"
+                else:
+                    source = reproduction.PUBLISHED_SOURCE.format(dataset=dataset)
+                    if not reproduction._avg_is_printed(variant):
+                        source += "; " + reproduction.DERIVED_AVG
+                found.append(Match(name, artefact.title, variant.label, published, source, dict(variant.changes)))
+    return sorted(found, key=lambda m: (m.published is None, not m.artefact.startswith("table")))
+
+
+def uses(config: Config) -> list[list[str]]:
+    """entry.json "uses" of a config: the (artefact, variant) rows it serves."""
+    return [[m.artefact, m.variant] for m in matches(config)]
+
+
+# -- one run -------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One request and what became of it; the session updates it, readers copy what they need."""
+
+    number: int
+    config: Config  # as asked for (its threshold and gamma are the ones shown)
+    trained_config: Config  # what trains (the preset's localization settings)
+    key: str
+    status: str = "queued"  # one of STATUSES
+    iteration: int = 0  # iterations done
+    losses: list = field(default_factory=list)  # [(iteration, {term: value})], every iteration
+    evaluations: list = field(default_factory=list)  # [(iteration, {tiou or "avg": mAP})] at the preset's localization
+    mean_ap: pd.Series | None = None  # final mAP (fractions) at the asked localization settings
+    run_dir: Path | None = None  # the store entry, or the stopped run's folder
+    message: str = ""  # why it failed, or what happened
+    seconds: float | None = None  # training time (this session's part of it when resumed)
+    resumed_from: int = 0  # iterations a stopped run had reached when this one resumed it
+    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    finished: threading.Event = field(default_factory=threading.Event, repr=False)  # set once it ends, however
+
+    @property
+    def iterations(self) -> int:
+        return self.config.iterations
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+
+class _Relay:
+    """A training callback that records into a :class:`Run` and tells the session's listeners."""
+
+    def __init__(self, session: "Session", run: Run):
+        self.session, self.run = session, run
+        self.threads = 0
+
+    def on_iteration(self, event) -> None:
+        wanted = self.session.threads_now()
+        if wanted != self.threads:  # torch's CPU threads are set per thread: this training's own
+            import torch
+
+            torch.set_num_threads(wanted)
+            self.threads = wanted
+        self.run.iteration = event.iteration
+        self.run.losses.append((event.iteration, dict(event.losses)))
+        self.session._emit(self.run, "iteration")
+
+    def on_evaluation(self, event) -> None:
+        mean_ap = event.evaluation.mean_ap
+        self.run.evaluations.append((event.iteration, {k: float(v) for k, v in mean_ap.items()}))
+        self.session._emit(self.run, "evaluation")
+
+
+def default_workers(device: str = "auto") -> int:
+    """Trainings at once: 2 on a GPU or with 2 or more CPU cores, else 1."""
+    from wtal_kit.inference import resolve_device
+
+    return 2 if resolve_device(device).type == "cuda" or (os.cpu_count() or 1) >= 2 else 1
+
+
+class Session:
+    """A queue of requested runs trained by ``workers`` background threads into a results store."""
+
+    def __init__(self, store=experiments.DEFAULT_STORE, *, workers: int | None = None, threads: int | None = None,
+                 device: str = "auto"):
+        self.store = store if isinstance(store, experiments.ResultsStore) else experiments.ResultsStore(store)
+        self.workers = default_workers(device) if workers is None else workers
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
+            raise InputError(f"workers must be a positive integer, got {workers!r}", field="workers")
+        self.threads = threads  # torch CPU threads per training; None: the cores split between the running ones
+        self.device = device
+        self.runs: list[Run] = []
+        self._queue: deque[Run] = deque()
+        self._lock = threading.Condition()
+        self._listeners: list = []
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    # -- asking ----------------------------------------------------------------------------
+    def submit(self, config: Config, base: Config | None = None) -> Run:
+        """Ask for a run of ``config``: served from the store, joined to the same run in flight, or queued.
+
+        ``base``: the preset config it was made from (its localization settings are what trains;
+        default: ``config``'s own).
+        """
+        config, problems = check(config, {})
+        if problems:
+            raise InputError(next(iter(problems.values())), field=next(iter(problems)))
+        trained = training_config(config, base or config)
+        key = experiments.config_key(trained)
+        with self._lock:
+            if self._closed:
+                raise InputError("this session is closed")
+            for run in self.runs:
+                if run.key == key and run.active and run.config == config:
+                    return run
+            run = Run(len(self.runs) + 1, config, trained, key)
+            self.runs.append(run)
+        entry = self.store.get(key)
+        if entry is not None:
+            self._serve_from_store(run, entry)
+            return run
+        with self._lock:
+            self._queue.append(run)
+            self._start_workers()
+            self._lock.notify()
+        self._emit(run, "queued")
+        return run
+
+    def stop(self, run: Run | None = None) -> None:
+        """Stop one run (None: all): a queued run is cancelled, a running one ends after its current iteration."""
+        with self._lock:
+            targets = [run] if run is not None else list(self.runs)
+            cancelled = []
+            for target in targets:
+                if target.status == "queued" and target in self._queue:
+                    self._queue.remove(target)
+                    target.status, target.message = "cancelled", "cancelled before it started"
+                    cancelled.append(target)
+                target.stop_event.set()
+        for target in cancelled:
+            target.finished.set()
+            self._emit(target, "finished")
+
+    def subscribe(self, listener) -> None:
+        """``listener(run, kind)`` on every event (see :data:`EVENTS`), in the thread that caused it."""
+        self._listeners.append(listener)
+
+    def active(self) -> list[Run]:
+        with self._lock:
+            return [run for run in self.runs if run.active]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until no run is queued or running; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for run in list(self.runs):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not run.finished.wait(left):
+                return False
+        return True
+
+    def threads_now(self) -> int:
+        """torch CPU threads a training should use now: fixed, or the cores shared by the runs in progress."""
+        if self.threads:
+            return self.threads
+        running = sum(run.status == "running" for run in self.runs)
+        return max(1, (os.cpu_count() or 1) // max(1, running))
+
+    def close(self, timeout: float = 60) -> None:
+        """Stop everything and wait for the workers."""
+        with self._lock:
+            self._closed = True
+        self.stop()
+        with self._lock:
+            self._lock.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    # -- the workers -----------------------------------------------------------------------
+    def _start_workers(self) -> None:
+        if self._threads:
+            return
+        for index in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"wtal-sliders-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._lock.wait()
+                if self._closed and not self._queue:
+                    return
+                run = self._queue.popleft()
+                run.status = "running"
+            try:
+                import torch
+
+                torch.set_num_threads(self.threads_now())  # this thread's own setting (see _Relay)
+                self._emit(run, "started")
+                self._train(run)
+            except WtalError as error:
+                run.status, run.message = "failed", str(error)
+            except Exception as error:  # noqa: BLE001 - one line for the page; the worker goes on
+                run.status, run.message = "failed", f"{type(error).__name__}: {error}"
+            finally:
+                run.finished.set()
+                self._emit(run, "finished")
+
+    def _train(self, run: Run) -> None:
+        from wtal_kit.runs import CHECKPOINT, load_checkpoint
+        from wtal_kit.training import train
+
+        store, key = self.store, run.key
+        with store.lock(key):
+            entry = store.get(key)  # another process may have trained it while this one waited
+            if entry is not None:
+                self._serve_from_store(run, entry, emit=False)
+                return
+            stopped = self.stopped_path(key)
+            for stale in (store.root / ".tmp").glob(f"{key}.*"):  # left by a killed process (we hold the key's lock)
+                shutil.rmtree(stale, ignore_errors=True)
+            scratch = store.root / ".tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"  # ResultsStore.compute's naming
+            scratch.parent.mkdir(parents=True, exist_ok=True)
+            config = run.trained_config
+            resume = (stopped / CHECKPOINT).is_file()
+            if resume:
+                shutil.copytree(stopped, scratch)
+                config = Config.from_json(stopped / "config.json")  # the same training fields (same key)
+                run.resumed_from = run.iteration = int(load_checkpoint(stopped / CHECKPOINT)["iteration"])
+            else:
+                scratch.mkdir()
+            started = time.perf_counter()
+            try:
+                result = train(config, scratch, resume=resume, quiet=True, callbacks=[_Relay(self, run)],
+                               stop=run.stop_event)
+                run.seconds = time.perf_counter() - started
+                if result.completed:
+                    self._publish(run, scratch, stopped)
+                else:
+                    self._keep_stopped(run, scratch, stopped, result.iterations_done)
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
+        run.mean_ap = self._mean_ap(run)
+
+    def _publish(self, run: Run, scratch: Path, stopped: Path) -> None:
+        """The finished run becomes a store entry, as ResultsStore.compute writes one (entry.json last, one rename)."""
+        from wtal_kit.atomic import atomic_write_text
+
+        atomic_write_text(scratch / experiments.ENTRY, json.dumps({
+            "key": run.key,
+            "seed": run.config.seed,
+            "uses": uses(run.trained_config),
+            "seconds": run.seconds,
+            "host": socket.gethostname(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "source": SOURCE,
+        }, indent=2))
+        os.replace(scratch, self.store.path(run.key))
+        shutil.rmtree(stopped, ignore_errors=True)
+        run.status, run.run_dir, run.iteration = "finished", self.store.path(run.key), run.iterations
+
+    def _keep_stopped(self, run: Run, scratch: Path, stopped: Path, done: int) -> None:
+        stopped.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(stopped, ignore_errors=True)
+        os.replace(scratch, stopped)
+        run.status, run.run_dir, run.iteration = "stopped", stopped, done
+        run.message = f"stopped at iteration {done} of {run.iterations}"
+
+    def stopped_path(self, key: str) -> Path:
+        return self.store.root / STOPPED / key
+
+    def _serve_from_store(self, run: Run, entry, emit: bool = True) -> None:
+        run.status, run.run_dir, run.iteration = "store", entry.path, run.iterations
+        run.message = "from the results store (no training)"
+        try:
+            metrics = entry.metrics
+            run.evaluations = [(int(row["iteration"]), {_tiou(c): float(row[c]) for c in row.index if c.startswith("map")})
+                               for _, row in metrics.iterrows()]
+            # the log keeps each loss term's mean since the previous evaluation (not every iteration)
+            run.losses = [(int(row["iteration"]), {term: float(row[f"loss_{term}"]) for term in ("total", "classification", "metric")
+                                                   if f"loss_{term}" in row.index and not pd.isna(row[f"loss_{term}"])})
+                          for _, row in metrics.iterrows()]
+            run.seconds = float(entry.info.get("seconds", float("nan")))
+            run.mean_ap = self._mean_ap(run)
+        except WtalError as error:
+            run.status, run.message = "failed", str(error)
+        except Exception as error:  # noqa: BLE001 - a damaged entry: one line, not a traceback
+            run.status, run.message = "failed", f"{type(error).__name__}: {error}"
+        run.finished.set()
+        if emit:
+            self._emit(run, "finished")
+
+    def _mean_ap(self, run: Run) -> pd.Series:
+        """The final mAP at the localization settings asked for (re-evaluated from the scores if they differ)."""
+        from wtal_kit.runs import load_run, map_from_json
+
+        loaded = load_run(run.run_dir)
+        saved = loaded.config
+        if all(getattr(saved, f) == getattr(run.config, f) for f in LOCALIZATION_FIELDS):
+            return map_from_json(loaded.results["map"])
+        settings = {f: getattr(run.config, f) for f in ("threshold", "gamma", "localization", "min_length")}
+        localizer = loaded.localizer(progress=False)
+        return localizer.evaluate(**settings, iou_thresholds=run.config.iou_thresholds,
+                                  eval_protocol=run.config.eval_protocol).mean_ap
+
+    def _emit(self, run: Run, kind: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(run, kind)
+            except Exception:  # noqa: BLE001 - a drawing error must not end a training
+                pass
+
+
+def _tiou(column: str):
+    """metrics.csv's "map@0.5" -> 0.5, "map_avg" -> "avg"."""
+    return "avg" if column == "map_avg" else float(column.split("@")[1])
+
+
+# -- timing the small preset -----------------------------------------------------------------------
+def time_preset(name: str = DEFAULT_PRESET, layout: str = "thumos14", run_dir=None, *, device: str = "cpu") -> dict:
+    """Train a preset's full method once, alone (no store), and say how long it took."""
+    import tempfile
+
+    import torch
+
+    from wtal_kit.inference import resolve_device
+    from wtal_kit.training import train
+
+    config = preset_config(name, layout, device=device)
+    folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="wtal-time-"))
+    started = time.perf_counter()
+    try:
+        result = train(config, folder, quiet=True)
+    finally:
+        if run_dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return {"preset": name, "layout": layout, "seconds": time.perf_counter() - started, "iterations": config.iterations,
+            "feature_dim": config.feature_dim, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "device": str(resolve_device(device)), "map_avg": float(result.mean_ap["avg"])}
