@@ -24,9 +24,9 @@ from numpy.lib import format as npy_format
 from wtal_kit.errors import InputError
 
 try:
-    from numpy._core import multiarray as _multiarray  # NumPy 2
+    from numpy._core import multiarray as _multiarray, numeric as _numeric  # NumPy 2
 except ImportError:  # NumPy 1
-    from numpy.core import multiarray as _multiarray
+    from numpy.core import multiarray as _multiarray, numeric as _numeric
 
 _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")  # how NumPy 1 and NumPy 2 pickles name it
 _ALLOWED = {
@@ -34,6 +34,8 @@ _ALLOWED = {
     ("numpy", "dtype"): np.dtype,
     **{(module, "_reconstruct"): _multiarray._reconstruct for module in _NUMPY_MODULES},
     **{(module, "scalar"): _multiarray.scalar for module in _NUMPY_MODULES},
+    # pickle protocol 5: an array from its bytes, a dtype and a shape
+    **{(module.replace("multiarray", "numeric"), "_frombuffer"): _numeric._frombuffer for module in _NUMPY_MODULES},
 }
 
 
