@@ -287,6 +287,12 @@ def cmd_reproduce(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}", field="workers")
+    if args.executor == "ray":
+        if args.workers is not None:
+            raise InputError("--workers is for --executor local (Ray runs as many tasks as the cluster has room for)",
+                             field="workers")
+    elif args.address is not None or args.gpus_per_task is not None:
+        raise InputError("--address and --gpus-per-task are for --executor ray", field="executor")
     for flag, path in (("--features", args.features), ("--activitynet-features", args.activitynet_features)):
         if path is not None:
             if args.mode != "full":
@@ -294,10 +300,11 @@ def cmd_reproduce(args) -> int:
             if not Path(path).is_file():
                 raise InputError("no such feature store (make one with `wtal convert`)", file=path)
     device = args.device or "auto"
-    workers = args.workers or default_workers(device)
+    workers = args.workers or (1 if args.executor == "ray" else default_workers(device))
     summary = reproduce(args.only, args.mode, args.seeds, store=args.store, out_dir=args.out, features=args.features,
                         activitynet_features=args.activitynet_features, device=device, workers=workers,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, executor=args.executor, address=args.address,
+                        gpus_per_task=args.gpus_per_task)
     failed = summary["grid"]["failed"] or not all(item["ok"] for item in summary["notebooks"])
     return 1 if failed else 0
 
@@ -457,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
-    from wtal_kit.experiments import ALL_NAMES, DEFAULT_STORE, MODES
+    from wtal_kit.experiments import ALL_NAMES, DEFAULT_STORE, EXECUTORS, MODES
 
     p = sub.add_parser("reproduce", help="train the paper's tables and figures and write them as reports",
                        description="Train every config x seed of the paper's tables and figures that the results store lacks, "
@@ -474,6 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--mode full: an HDF5 feature store of ActivityNet1.2 for Table 2 [the embedded benchmark]")
     add_field_flag(p, "device", default_note="default")
     p.add_argument("--workers", type=int, default=None, help="training processes at once [CPU: cores, at most 4; GPU: 4]")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: worker processes on this machine; ray: one Ray task per config x seed "
+                        "(pip install -e '.[cluster]') [local]")
+    p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="--executor ray: the Ray cluster to join [the one `ray start` made here, else a new local instance]")
+    p.add_argument("--gpus-per-task", type=float, default=None, metavar="N",
+                   help="--executor ray: GPUs each training asks for, a fraction allowed (0: CPU only) "
+                        "[1 where the cluster has GPUs, else 0]")
     p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help=f"the results store [{DEFAULT_STORE}]")
     p.add_argument("--out", type=Path, default=None, help="where the reports go [reports/<mode>]")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
