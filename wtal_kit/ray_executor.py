@@ -111,6 +111,8 @@ def run_on_ray(jobs, store, record, *, address: str | None = None, gpus_per_task
     end). A Ray already initialised in this process is used as it is. ``task``: the function a
     task runs (job -> entry tar bytes); tests wrap :func:`train_entry`.
     """
+    from tqdm.auto import tqdm
+
     ray = import_ray()
     gpus_per_task = check_gpus_per_task(gpus_per_task)
     if not jobs:
@@ -139,6 +141,7 @@ def run_on_ray(jobs, store, record, *, address: str | None = None, gpus_per_task
                 payload = ray.get(ready)
             except Exception as error:  # the task raised, or its worker died
                 if attempt < ATTEMPTS:
+                    tqdm.write(f"retrying {job.key} (attempt {attempt} failed: {_task_failure(ray, error)})")
                     pending[remote.remote(job)] = (job, attempt + 1)
                 else:
                     record(job.key, "failed", f"{_task_failure(ray, error)} (failed {attempt} times)")
