@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
+import tarfile
 
 import pandas as pd
 import pytest
@@ -105,6 +107,25 @@ def test_a_gpu_request_the_cluster_cannot_meet_is_refused(tmp_path, local_ray):
         E.run_jobs([job], tmp_path, executor="ray", gpus_per_task=0.5, progress=False)
     assert raised.value.field == "gpus_per_task"
     assert E.ResultsStore(tmp_path).keys() == []
+
+
+def test_an_entry_sent_back_by_a_task_lands_whole_and_only_once(tmp_path):
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / E.ENTRY).write_text(json.dumps({"key": "k1"}))
+    (made / "results.json").write_text(json.dumps({"map": {"avg": 0.25}}))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(made, arcname=".")
+    store = E.ResultsStore(tmp_path / "store")
+    (store.root / ".tmp" / "k1.4242.deadbeef").mkdir(parents=True)  # a killed run's scratch folder
+    assert ray_executor.install_entry(store, "k1", buffer.getvalue()) == "trained"
+    assert store.keys() == ["k1"] and store.get("k1").results == {"map": {"avg": 0.25}}
+    assert not list((store.root / ".tmp").iterdir())
+    assert ray_executor.install_entry(store, "k1", b"not even a tar file") == "cached"  # never unpacked
+    with pytest.raises(tarfile.TarError):
+        ray_executor.install_entry(store, "k2", b"not even a tar file")
+    assert store.keys() == ["k1"] and not list((store.root / ".tmp").iterdir())
 
 
 @pytest.mark.parametrize("value, ok", [(None, True), (0, True), (0.25, True), (1, True), (2, True),

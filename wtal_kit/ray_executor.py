@@ -78,6 +78,8 @@ def install_entry(store, key: str, payload: bytes) -> str:
     with store.lock(key):
         if store.get(key) is not None:  # another runner on this store made it meanwhile
             return "cached"
+        for stale in (store.root / ".tmp").glob(f"{key}.*"):  # left by a killed process (we hold the key's lock)
+            shutil.rmtree(stale, ignore_errors=True)
         scratch = store.root / ".tmp" / f"{key}.ray.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         scratch.mkdir(parents=True)
         try:
@@ -148,8 +150,8 @@ def run_on_ray(jobs, store, record, *, address: str | None = None, gpus_per_task
                 continue
             try:
                 status, message = install_entry(store, job.key, payload), None
-            except OSError as error:
-                status, message = "failed", f"could not write the entry into {store.root}: {error}"
+            except (OSError, tarfile.TarError) as error:  # a full disk, a damaged transfer
+                status, message = "failed", f"could not put the entry into {store.root}: {type(error).__name__}: {error}"
             record(job.key, status, message)
     finally:
         if started_here:
