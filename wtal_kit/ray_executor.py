@@ -65,7 +65,7 @@ def train_entry(job) -> bytes:
         except Exception as error:
             raise WtalError(failure_message(error)) from None
         buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:  # the detections JSON shrinks ~5x
+        with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:  # the detections JSON compresses well
             tar.add(entry.path, arcname=".")
         return buffer.getvalue()
 
