@@ -197,7 +197,7 @@ sys.exit(main(args))
 """
 
 
-@pytest.mark.parametrize("how, seed", [("iteration", 0), ("checkpoint-write", 1), ("outside", 2)])
+@pytest.mark.parametrize("how, seed", [("iteration", 0), ("checkpoint-write", 7), ("outside", 2)])
 def test_a_killed_training_resumes_to_the_uninterrupted_result(how, seed, uninterrupted, train_flags, tmp_path, children):
     rng = random.Random(seed)  # the kill point is random but repeatable
     run_dir = tmp_path / "run"
@@ -396,13 +396,16 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(command, uninte
     assert_nothing_half_written(out, command)
 
 
-def test_a_file_size_limit_is_one_line_and_leaves_nothing_half_written(uninterrupted, train_flags, tmp_path):
+@pytest.mark.parametrize("command, limit, target", [("convert", ROOM, "features.h5"), ("train", 512, "config.json")])
+def test_a_file_size_limit_is_one_line_and_leaves_nothing_half_written(command, limit, target, uninterrupted, train_flags,
+                                                                        tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    done = run_with_file_size_limit(WTAL + output_commands(uninterrupted, train_flags, out)["convert"], ROOM)
-    line = assert_one_line_error(done, "convert", "File too large")
-    assert str(out / "features.h5") in line
-    assert_nothing_half_written(out, "convert")
+    done = run_with_file_size_limit(WTAL + output_commands(uninterrupted, train_flags, out)[command], limit)
+    line = assert_one_line_error(done, command, "File too large")
+    assert str(out / target) in line
+    assert not (out / target).exists()
+    assert_nothing_half_written(out, command)
 
 
 @pytest.mark.parametrize("command", ["train", "convert", "localize"])

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wtal_kit.atomic import atomic_write_text
 from wtal_kit.errors import InputError
 from wtal_kit.timegrid import DEFAULT_SECONDS_PER_SEGMENT
 
@@ -198,7 +199,7 @@ class Config:
     def to_json(self, path=None) -> str:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=False)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            atomic_write_text(path, text + "\n")  # never a half-written config.json (a full disk, a killed run)
         return text
 
     @classmethod
