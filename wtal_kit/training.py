@@ -12,6 +12,13 @@ Every random draw comes from generators owned by the run (numpy for the batches,
 a torch ``Generator`` for initialisation and dropout), never from torch's or
 numpy's global state, so a training can run in a background thread.
 
+Data path: a run that draws at least as many videos as its training split holds reads the split
+once into a :class:`FeatureStore` on the training device (one flat tensor) when it fits in
+``Config.feature_cache_mb``, and the held-out split too when what is left fits; every batch is then
+gathered there (same windows, same random draws as :func:`make_batch`, so the same numbers) and
+every evaluation runs on the stored held-out features. Otherwise batches are padded on the host
+from a :class:`FeatureCache` and copied, and evaluations read the held-out videos again.
+
 Determinism: on CPU, a given config (seed included) gives the same numbers to the
 last digit, and ``resume=True`` continues from ``checkpoint.pt`` to exactly the
 result of an uninterrupted run (model, optimizer and both random streams are saved).
@@ -39,7 +46,7 @@ from wtal_kit.data.hdf5 import Scores, write_scores
 from wtal_kit.data.jsonio import write_detections_json
 from wtal_kit.datasets import dataset_label, is_synthetic, load_dataset, split_subsets
 from wtal_kit.errors import InputError
-from wtal_kit.inference import build_model, infer, resolve_device, scores_attrs, scores_in_memory
+from wtal_kit.inference import MAX_BATCH_SEGMENTS, build_model, infer, resolve_device, scores_attrs, scores_in_memory
 from wtal_kit.pipeline import Evaluation, Localizer
 from wtal_kit.runs import (
     BEST_CHECKPOINT,
@@ -180,10 +187,127 @@ class FeatureCache:
         array = self.arrays.get(index)
         if array is None:
             array = self.dataset.features(index)
-            if self.used_bytes + array.nbytes <= self.limit_bytes:
-                self.arrays[index] = array
-                self.used_bytes += array.nbytes
+            self.keep(index, array)
         return array
+
+    def keep(self, index: int, array: np.ndarray) -> None:
+        """Hold ``array`` as video ``index``'s features if it fits under the limit."""
+        if index not in self.arrays and self.used_bytes + array.nbytes <= self.limit_bytes:
+            self.arrays[index] = array
+            self.used_bytes += array.nbytes
+
+
+class FeatureStore:
+    """Every video of a split in one flat tensor on the training device, read once.
+
+    features: (S + 1, d) float32, the videos' segments one after the other (S in all): video
+    ``indices[j]`` at rows ``offsets[j] .. offsets[j] + lengths[j] - 1``; the last row is zero and
+    stands for padding. A batch is gathered from it on the device (:meth:`batch`, :meth:`gather`)
+    with one small host-to-device copy (three int64 per video) instead of one copy of each video.
+    """
+
+    def __init__(self, features: torch.Tensor, indices, lengths):
+        self.features = features  # (S + 1, d)
+        self.indices = np.asarray(indices, dtype=np.int64)  # (N,) dataset index of each stored video
+        self.lengths = np.asarray(lengths, dtype=np.int64)  # (N,) segments of each
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)  # (N,) first row of each
+        self.zero_row = int(self.lengths.sum())  # index of the padding row
+        if features.shape[0] != self.zero_row + 1:
+            raise ValueError(f"features have {features.shape[0]} rows for {self.zero_row} segments + 1 padding row")
+        self.position = {int(index): j for j, index in enumerate(self.indices)}  # dataset index -> j
+        self.device = features.device
+        self._steps = torch.arange(int(self.lengths.max(initial=1)), device=self.device)  # (max n_i,): 0, 1, ...
+
+    @classmethod
+    def load(cls, read, indices, device, limit_bytes: int) -> tuple["FeatureStore | None", list]:
+        """Read every video of ``indices`` with ``read(index) -> (n_i, d) array`` and store them on ``device``.
+
+        Returns (the store, []) when they fit in ``limit_bytes``; else (None, [(index, array), ...] of the
+        videos read before the limit was passed, within it), stopping at the first video that does
+        not fit. Host memory holds the arrays read, then the copy fills the store while releasing them.
+        """
+        arrays, used = [], 0
+        for index in np.asarray(indices, dtype=np.int64):
+            array = read(int(index))
+            if used + array.nbytes + 4 * array.shape[1] > limit_bytes:  # + the padding row
+                return None, arrays
+            arrays.append((int(index), array))
+            used += array.nbytes
+        if not arrays:
+            return None, arrays
+        lengths = [len(array) for _, array in arrays]
+        features = torch.empty((sum(lengths) + 1, arrays[0][1].shape[1]), dtype=torch.float32, device=device)  # (S + 1, d)
+        row = 0
+        stored = [index for index, _ in arrays]
+        for j, (_, array) in enumerate(arrays):
+            arrays[j] = None  # released once copied
+            features[row : row + len(array)].copy_(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)))
+            row += len(array)
+        features[row].zero_()
+        return cls(features, stored, lengths), []
+
+    @property
+    def nbytes(self) -> int:
+        return self.features.element_size() * self.features.nelement()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __call__(self, index: int) -> np.ndarray:
+        """(n_i, d) features of video ``index`` on the host (a view on CPU, a copy from a GPU)."""
+        j = self.position[int(index)]
+        return self.features[self.offsets[j] : self.offsets[j] + self.lengths[j]].cpu().numpy()
+
+    def windows(self, batch_indices, max_segments: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """First row and length of each video's training window: (B,), (B,) int64.
+
+        The windows of :func:`make_batch`, drawn from ``rng`` exactly as it draws them (one
+        ``rng.integers`` per video longer than ``max_segments``, in batch order).
+        """
+        positions = np.array([self.position[int(index)] for index in batch_indices], dtype=np.int64)  # (B,)
+        starts = self.offsets[positions].copy()  # (B,)
+        lengths = self.lengths[positions].copy()  # (B,)
+        for b, n in enumerate(lengths):
+            if n > max_segments:
+                starts[b] += int(rng.integers(0, n - max_segments + 1))
+                lengths[b] = max_segments
+        return starts, lengths
+
+    def gather(self, starts: torch.Tensor, lengths: torch.Tensor, steps: int) -> torch.Tensor:
+        """Rows ``starts[b] .. starts[b] + lengths[b] - 1`` of each video b, zero-padded to ``steps``: (B, steps, d).
+
+        starts, lengths: (B,) int64 on the store's device; steps: max(lengths), known on the host.
+        """
+        t = self._steps[:steps]  # (T,)
+        rows = starts[:, None] + t[None, :]  # (B, T)
+        rows = rows.masked_fill(t[None, :] >= lengths[:, None], self.zero_row)  # padding reads the zero row
+        return self.features.index_select(0, rows.reshape(-1)).view(len(starts), steps, -1)  # (B, T, d)
+
+    def batch(self, batch_indices, max_segments: int, rng: np.random.Generator):
+        """The batch :func:`make_batch` gives for the same videos and ``rng`` state, assembled on the device.
+
+        Returns features (B, T, d) float32, lengths (B,) int64 and batch_indices (B,) int64, on the
+        store's device; one copy of 3 x B integers goes to the device.
+        """
+        starts, lengths = self.windows(batch_indices, max_segments, rng)
+        meta = torch.from_numpy(np.stack([starts, lengths, np.asarray(batch_indices, dtype=np.int64)]))  # (3, B)
+        if self.device.type == "cuda":
+            meta = meta.pin_memory()
+        meta = meta.to(self.device, non_blocking=True)
+        return self.gather(meta[0], meta[1], int(lengths.max())), meta[1], meta[2]
+
+
+def load_training_features(dataset: FeatureDataset, indices, device, limit_mb: int) -> "FeatureStore | FeatureCache":
+    """The training split's features: a :class:`FeatureStore` on ``device`` when the split fits in
+    ``limit_mb`` (``Config.feature_cache_mb``), else a host :class:`FeatureCache` of that size
+    (holding the videos read while trying)."""
+    store, read = FeatureStore.load(dataset.features, indices, device, limit_mb * 2**20)
+    if store is not None:
+        return store
+    cache = FeatureCache(dataset, limit_mb)
+    for index, array in read:
+        cache.keep(index, array)
+    return cache
 
 
 CENTERING_VIDEOS = 256  # the training-feature mean of Config.center_features is taken over at most this many videos
@@ -403,10 +527,54 @@ class _Evaluated:
     evaluation: Evaluation
 
 
+@torch.inference_mode()
+def infer_stored(model, store: FeatureStore, num_classes: int, config: Config,
+                 max_batch_segments: int = MAX_BATCH_SEGMENTS) -> tuple[list, np.ndarray]:
+    """:func:`wtal_kit.inference.infer` of every video of ``store``, batches gathered on its device.
+
+    The same batches as ``infer`` (videos sorted by length, at most ``max_batch_segments`` padded
+    segments each, zero padding), hence the same numbers; no video is read or copied again.
+    Returns (logits: list of (n_i, C) float32 in the store's order, video_probs: (N, C) float32).
+    """
+    was_training = model.training
+    model.eval()
+    order = np.argsort(store.lengths, kind="stable")  # as infer sorts its videos
+    logits_out: list = [None] * len(store)
+    probs_out = np.zeros((len(store), num_classes), dtype=np.float32)  # (N, C)
+    autocast = store.device.type == "cuda" and config.bf16
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and (stop - start + 1) * store.lengths[order[stop]] <= max_batch_segments:
+            stop += 1
+        chunk = order[start:stop]
+        lengths = store.lengths[chunk]  # (b,)
+        meta = torch.from_numpy(np.stack([store.offsets[chunk], lengths])).to(store.device)  # (2, b)
+        x = store.gather(meta[0], meta[1], int(lengths.max()))  # (b, T, d)
+        with torch.autocast(device_type=store.device.type, dtype=torch.bfloat16, enabled=autocast):
+            _, cas, logits = model(x)  # (b, T, C) each
+        probs = losses.video_probs(cas.float(), meta[1], block_size=config.effective_block_size, k=config.k)  # (b, C)
+        logits = logits.float().cpu().numpy()
+        probs = probs.float().cpu().numpy()
+        for row, j in enumerate(chunk):
+            logits_out[j] = logits[row, : lengths[row]].copy()
+            probs_out[j] = probs[row]
+        start = stop
+    model.train(was_training)
+    return logits_out, probs_out
+
+
 def _evaluate(state: _State, dataset, split: _Split, config: Config, device, checkpoint: str, iteration: int,
-              progress=False) -> _Evaluated:
-    """Infer the held-out split and evaluate it as the config says."""
-    logits, video_probs = infer(state.model, dataset, split.test_indices, config, device, progress=progress)
+              progress=False, test_store: FeatureStore | None = None) -> _Evaluated:
+    """Infer the held-out split and evaluate it as the config says.
+
+    test_store: the held-out split's features on ``device`` (in ``split.test_indices`` order), else
+    they are read from ``dataset`` again.
+    """
+    if test_store is not None:
+        logits, video_probs = infer_stored(state.model, test_store, dataset.annotations.num_classes, config)
+    else:
+        logits, video_probs = infer(state.model, dataset, split.test_indices, config, device, progress=progress)
     annotations = dataset.annotations
     attrs = scores_attrs(config, annotations.name, split.test_subset, checkpoint)
     scores = scores_in_memory(annotations.select(split.test_indices), logits, video_probs, attrs)
@@ -423,16 +591,26 @@ def _evaluate(state: _State, dataset, split: _Split, config: Config, device, che
     return _Evaluated(iteration, scores, localizer, evaluation)
 
 
-def _training_step(state: _State, batch_indices, cache: FeatureCache, labels_all, config: Config, device) -> dict:
-    """One optimisation step on one batch; returns the loss terms as floats."""
-    arrays = [cache(i) for i in batch_indices]
-    features, lengths = make_batch(arrays, config.max_segments, state.rng)
-    features = torch.from_numpy(features)
-    if device.type == "cuda":
-        features = features.pin_memory()  # lets the copy below overlap with GPU work
-    features = features.to(device, non_blocking=True)  # (B, T, d)
-    lengths_t = torch.from_numpy(lengths).to(device, non_blocking=True)  # (B,)
-    labels = labels_all[batch_indices].to(device, non_blocking=True)  # (B, C)
+def _training_step(state: _State, batch_indices, cache: FeatureStore | FeatureCache, labels_all, config: Config,
+                   device) -> dict:
+    """One optimisation step on one batch; returns the loss terms as floats.
+
+    cache: a :class:`FeatureStore` on ``device`` (the batch is gathered there) or a host
+    :class:`FeatureCache` (the batch is padded in numpy and copied); both draw the same windows
+    from ``state.rng`` and give the same batch. labels_all: (N, C), best on ``device`` already.
+    """
+    if isinstance(cache, FeatureStore):
+        features, lengths_t, rows = cache.batch(batch_indices, config.max_segments, state.rng)  # (B, T, d), (B,), (B,)
+        labels = labels_all.to(device).index_select(0, rows)  # (B, C)
+    else:
+        arrays = [cache(i) for i in batch_indices]
+        features, lengths = make_batch(arrays, config.max_segments, state.rng)
+        features = torch.from_numpy(features)
+        if device.type == "cuda":
+            features = features.pin_memory()  # lets the copy below overlap with GPU work
+        features = features.to(device, non_blocking=True)  # (B, T, d)
+        lengths_t = torch.from_numpy(lengths).to(device, non_blocking=True)  # (B,)
+        labels = labels_all[batch_indices].to(device, non_blocking=True)  # (B, C)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16):
         terms = compute_losses(state.model, state.custom_factors, features, lengths_t, labels, config, state.generator)
     state.optimizer.zero_grad(set_to_none=True)
@@ -478,11 +656,13 @@ def train(
     annotations = dataset.annotations
     split = _Split.of(config, dataset)
     device = resolve_device(config.device)
-    cache = FeatureCache(dataset, config.feature_cache_mb)
+    sampler = BatchSampler(annotations.video_labels[split.train_indices], config)
+    cache, test_store = _load_features(dataset, split, config, sampler, device)
     input_mean = training_feature_mean(cache, split.train_indices) if config.center_features else None
     state = _State.fresh(config, annotations.num_classes, device, input_mean)
-    sampler = BatchSampler(annotations.video_labels[split.train_indices], config)
     labels_all = torch.from_numpy(annotations.video_labels.astype(np.float32))  # (N, C)
+    if isinstance(cache, FeatureStore):
+        labels_all = labels_all.to(device)
 
     log = _MetricsLog(run_dir, config)
     window = _LossWindow()
@@ -509,7 +689,7 @@ def train(
         for callback in callbacks:
             callback.on_iteration(IterationEvent(done, config.iterations, terms))
         if done % config.eval_every == 0 or done == config.iterations:
-            latest = _evaluate(state, dataset, split, config, device, "last", done)
+            latest = _evaluate(state, dataset, split, config, device, "last", done, test_store=test_store)
             mean_losses = window.take()
             log.append(done, mean_losses, latest.evaluation.mean_ap)
             if not quiet:
@@ -531,11 +711,30 @@ def train(
     log.close()
     if latest is None or latest.iteration != done:  # stopped between two evaluations
         state.save(run_dir / CHECKPOINT, done, config, extra={"best": best, "loss_window": window.state()})
-    return _finish(run_dir, config, dataset, split, state, device, latest, done, best, started, progress=bars)
+    return _finish(run_dir, config, dataset, split, state, device, latest, done, best, started, progress=bars,
+                   test_store=test_store)
+
+
+def _load_features(dataset, split: _Split, config: Config, sampler: BatchSampler, device):
+    """(training features, held-out features or None) within ``config.feature_cache_mb``.
+
+    A run that draws at least as many videos as the training split holds (iterations x batch size)
+    reads the whole split into a :class:`FeatureStore` on ``device`` if it fits, then the held-out
+    split too if what is left fits; otherwise (a short run, or a split too large) a host
+    :class:`FeatureCache` fills as batches ask, and evaluations read the held-out videos again.
+    """
+    limit = config.feature_cache_mb * 2**20
+    if config.iterations * sampler.batch_videos < len(split.train_indices):  # would read fewer videos than the split holds
+        return FeatureCache(dataset, config.feature_cache_mb), None
+    features = load_training_features(dataset, split.train_indices, device, config.feature_cache_mb)
+    if not isinstance(features, FeatureStore):
+        return features, None
+    test_store, _ = FeatureStore.load(dataset.features, split.test_indices, device, limit - features.nbytes)
+    return features, test_store
 
 
 def _finish(run_dir: Path, config: Config, dataset, split: _Split, state: _State, device, latest, done: int, best: dict,
-            started: float, progress: bool) -> TrainResult:
+            started: float, progress: bool, test_store: FeatureStore | None = None) -> TrainResult:
     """Write the scores, detections and results of the reported model."""
     checkpoint_used = "last"
     if config.checkpoint_selection == "best_test_map" and best["iteration"] is not None:
@@ -543,7 +742,8 @@ def _finish(run_dir: Path, config: Config, dataset, split: _Split, state: _State
         state.model.load_state_dict(saved["model"])
         checkpoint_used = f"best_test_map (iteration {best['iteration']}, selected on the test split)"
     if checkpoint_used != "last" or latest is None or latest.iteration != done:  # the latest evaluation did not see this model
-        latest = _evaluate(state, dataset, split, config, device, checkpoint_used, done, progress=progress)
+        latest = _evaluate(state, dataset, split, config, device, checkpoint_used, done, progress=progress,
+                           test_store=test_store)
     scores, evaluation = latest.scores, latest.evaluation
     annotations = dataset.annotations
     attrs = scores_attrs(config, annotations.name, split.test_subset, checkpoint_used)
