@@ -17,19 +17,26 @@ class InputError(WtalError, ValueError):
 
     ``InputError("end < start", file="gt.json", video="v1", field="segment")``
     reads ``gt.json: video 'v1': field 'segment': end < start``.
+
+    The message is always one line: whitespace runs in ``problem`` (a multi-line repr of an
+    array, a library's message) become one space, and a line break in a file name is escaped.
     """
 
     def __init__(self, problem: str, *, file=None, video=None, field=None):
-        self.problem = problem
+        self.problem = " ".join(str(problem).split())
         self.file = None if file is None else str(file)
         self.video = None if video is None else str(video)
         self.field = field
         parts = []
         if self.file is not None:
-            parts.append(self.file)
+            parts.append(_one_line(self.file))
         if self.video is not None:
             parts.append(f"video {self.video!r}")
         if field is not None:
             parts.append(f"field {field!r}")
-        parts.append(problem)
+        parts.append(self.problem)
         super().__init__(": ".join(parts))
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
