@@ -106,11 +106,13 @@ def test_cuda_batch_equals_make_batch():
     np.testing.assert_array_equal(lengths.cpu().numpy(), expected_lengths)
 
 
-def test_store_that_does_not_fit_falls_back():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_store_that_does_not_fit_falls_back(workers):
     arrays = numbered_videos([2, 5, 3], dim=4)  # 32, 80 and 48 bytes; the padding row 16
-    store, read = FeatureStore.load(lambda i: arrays[i], [0, 1, 2], torch.device("cpu"), 32 + 80 + 48 + 16)
+    store, read = FeatureStore.load(lambda i: arrays[i], [0, 1, 2], torch.device("cpu"), 32 + 80 + 48 + 16, workers)
     assert store is not None and store.nbytes == 176 and read == []
-    store, read = FeatureStore.load(lambda i: arrays[i], [0, 1, 2], torch.device("cpu"), 32 + 80 + 48 + 15)
+    assert store.features[:, 0].tolist() == [0, 1, 100, 101, 102, 103, 104, 200, 201, 202, 0]  # in order, threads or not
+    store, read = FeatureStore.load(lambda i: arrays[i], [0, 1, 2], torch.device("cpu"), 32 + 80 + 48 + 15, workers)
     assert store is None and [index for index, _ in read] == [0, 1]  # stopped at video 2, the first that does not fit
     np.testing.assert_array_equal(read[1][1], arrays[1])
 
@@ -132,7 +134,7 @@ def test_training_features_fall_back_to_the_cache():
 def test_infer_stored_equals_infer():
     config = Config.from_preset("quick", feature_dim=16, seed=1)
     dataset = load_dataset(config)
-    indices = dataset.annotations.indices("test")[:30]
+    indices = dataset.annotations.indices("test")[:12]
     mean = training.training_feature_mean(dataset.features, indices)
     state = _State.fresh(config, dataset.annotations.num_classes, torch.device("cpu"), mean)
     store = store_of([dataset.features(i) for i in indices], indices=indices)

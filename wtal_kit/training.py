@@ -29,7 +29,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,6 +200,9 @@ class FeatureCache:
             self.used_bytes += array.nbytes
 
 
+READ_WORKERS = min(8, os.cpu_count() or 1)  # threads reading a split into a FeatureStore (the synthetic generator's numpy work overlaps; h5py reads one at a time)
+
+
 class FeatureStore:
     """Every video of a split in one flat tensor on the training device, read once.
 
@@ -219,20 +225,26 @@ class FeatureStore:
         self._steps = torch.arange(int(self.lengths.max(initial=1)), device=self.device)  # (max n_i,): 0, 1, ...
 
     @classmethod
-    def load(cls, read, indices, device, limit_bytes: int) -> tuple["FeatureStore | None", list]:
+    def load(cls, read, indices, device, limit_bytes: int, workers: int = READ_WORKERS) -> tuple["FeatureStore | None", list]:
         """Read every video of ``indices`` with ``read(index) -> (n_i, d) array`` and store them on ``device``.
 
         Returns (the store, []) when they fit in ``limit_bytes``; else (None, [(index, array), ...] of the
         videos read before the limit was passed, within it), stopping at the first video that does
         not fit. Host memory holds the arrays read, then the copy fills the store while releasing them.
+        workers: threads calling ``read`` (a few videos at a time, in order; 1: one after another).
         """
+        indices = [int(index) for index in np.asarray(indices, dtype=np.int64)]
         arrays, used = [], 0
-        for index in np.asarray(indices, dtype=np.int64):
-            array = read(int(index))
-            if used + array.nbytes + 4 * array.shape[1] > limit_bytes:  # + the padding row
-                return None, arrays
-            arrays.append((int(index), array))
-            used += array.nbytes
+        workers = max(1, min(workers, len(indices)))
+        with ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+            step = 4 * workers  # videos read ahead of the budget check
+            for first in range(0, len(indices), step):
+                chunk = indices[first : first + step]
+                for index, array in zip(chunk, pool.map(read, chunk) if pool else map(read, chunk)):
+                    if used + array.nbytes + 4 * array.shape[1] > limit_bytes:  # + the padding row
+                        return None, arrays
+                    arrays.append((index, array))
+                    used += array.nbytes
         if not arrays:
             return None, arrays
         lengths = [len(array) for _, array in arrays]
