@@ -89,7 +89,16 @@ def children():
 
 
 def run(command, *, timeout=TIMEOUT, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout, **kwargs)
+    """Run a child to its end; past ``timeout`` its whole process group is killed and the test fails."""
+    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, **kwargs)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 
 def finish(process, timeout=TIMEOUT) -> tuple[str, str]:
