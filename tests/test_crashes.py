@@ -435,3 +435,37 @@ def test_a_read_only_output_folder_is_one_line_and_writes_nothing(command, unint
     line = assert_one_line_error(done, command, "Read-only file system", "Permission denied")
     assert str(out) in line
     assert list(snapshot.iterdir()) == []
+
+
+# -- the atomic writer itself ---------------------------------------------------------------------
+def test_a_dead_writers_temporary_file_is_removed_and_a_live_ones_kept(tmp_path):
+    import socket
+
+    from wtal_kit.atomic import atomic_write_text
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    dead = tmp_path / f".a.txt.{host}.{gone.pid}.x1.tmp"
+    alive = tmp_path / f".a.txt.{host}.{os.getppid()}.x2.tmp"  # the process that started pytest is alive
+    other = tmp_path / f".b.txt.{host}.{gone.pid}.x3.tmp"  # another target's: not this write's business
+    for path in (dead, alive, other):
+        path.write_text("half")
+    atomic_write_text(tmp_path / "a.txt", "whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name, "a.txt"])
+
+
+def test_what_cannot_fit_is_refused_before_anything_is_written(tmp_path):
+    import errno
+    import pickle
+
+    from wtal_kit.atomic import OutputError, atomic_path
+
+    free = shutil.disk_usage(tmp_path).free
+    with pytest.raises(OutputError) as raised:
+        with atomic_path(tmp_path / "big.h5", expected_bytes=free + 2**30) as tmp:
+            tmp.write_bytes(b"never")
+    assert raised.value.errno == errno.ENOSPC and isinstance(raised.value, OSError)
+    assert str(raised.value) == f"{tmp_path / 'big.h5'}: cannot write: No space left on device (disk full)"
+    assert str(pickle.loads(pickle.dumps(raised.value))) == str(raised.value)  # crosses a process pool intact
+    assert list(tmp_path.iterdir()) == []

@@ -9,10 +9,10 @@ written (read-only, no permission), :func:`atomic_path` raises :class:`OutputErr
 one line that names the target and the cause (an ``OSError`` and a ``WtalError``, so
 ``wtal`` prints it as one line and exits with code 2).
 
-A process killed while it writes (SIGKILL, power loss of the process, not of the
-disk) leaves its temporary file behind: hidden (``.<name>.<host>.<pid>.*.tmp``), never
-read as the target, and removed by the next write of the same target on that host
-once its writer is gone.
+A process killed while it writes (SIGKILL, out of memory) leaves its temporary file
+behind: hidden (``.<name>.<host>.<pid>.*.tmp``), never read as the target, and removed
+by the next write of the same target on that host once its writer is gone. Files are
+not fsynced before the rename: a power loss of the machine may lose the latest writes.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from wtal_kit.errors import WtalError
 # errno values that mean "this output cannot be written here", not "the program is wrong"
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
 _HINTS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file size limit reached",
-          errno.EROFS: "read-only folder", errno.EACCES: "no permission to write there", errno.EPERM: "no permission to write there"}
+          errno.EROFS: "read-only folder", errno.EACCES: "check its permissions", errno.EPERM: "check its permissions"}
 _PROBE_BYTES = 1 << 16
 
 
@@ -60,14 +60,13 @@ def disk_error_line(error: OSError) -> str | None:
     return f"{where}{os.strerror(error.errno)} ({_HINTS[error.errno]})"
 
 
-def _writer_tag() -> str:
-    return f"{socket.gethostname().replace(os.sep, '_')}.{os.getpid()}"
+def _host() -> str:
+    return socket.gethostname().replace(os.sep, "_")
 
 
 def _remove_stale_temporaries(path: Path) -> None:
     """Remove the temporary files of ``path`` whose writer (a process of this host) is gone."""
-    host = socket.gethostname().replace(os.sep, "_")
-    prefix = f".{path.name}.{host}."
+    prefix = f".{path.name}.{_host()}."
     for stale in path.parent.glob(glob.escape(prefix) + "*.tmp"):
         pid = stale.name[len(prefix):].split(".", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -130,7 +129,7 @@ def atomic_path(path, expected_bytes: int | None = None):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(path)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{_host()}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
         if expected_bytes is not None:  # after mkstemp: a read-only folder is reported as such
