@@ -98,18 +98,20 @@ def _features(seed: int = 0) -> list:
     return [rng.random((5, FEATURE_DIM), dtype=np.float32) for _ in VIDEOS]
 
 
-def write_valid_files(folder: Path) -> dict:
-    """The valid inputs every case starts from; returns their paths."""
+def write_valid_files(folder: Path, write: bool = True) -> dict:
+    """The valid inputs every case starts from; returns their paths (``write=False``: only the paths)."""
     from wtal_kit.data.dataset import FeatureDataset
     from wtal_kit.data.hdf5 import write_feature_store, write_scores
     from wtal_kit.data.jsonio import write_detections_json, write_ground_truth_json
 
-    annotations = _annotations()
-    features = _features()
     good = folder / "good"
-    good.mkdir(parents=True)
     paths = {"annotations": good / "annotations", "features": good / "features.npy", "store": good / "store.h5",
              "scores": good / "scores.h5", "gt": good / "gt.json", "det": good / "det.json"}
+    if not write:
+        return paths
+    annotations = _annotations()
+    features = _features()
+    good.mkdir(parents=True)
     write_wtalc_folder(paths["annotations"])
     _write_object_npy(paths["features"], features)
     dataset = FeatureDataset(annotations=annotations, seconds_per_segment=0.64, feature_dim=FEATURE_DIM,
@@ -128,15 +130,20 @@ def write_valid_files(folder: Path) -> dict:
 
 
 # -- the corpus --------------------------------------------------------------------------------------
-def make_corpus(folder) -> list[Case]:
-    """Write every bad file into ``folder`` (emptied first) and return the cases."""
-    import torch
+def make_corpus(folder, *, write: bool = True) -> list[Case]:
+    """Write every bad file into ``folder`` (emptied first) and return the cases.
 
+    ``write=False`` only lists the cases (what pytest needs to collect them), writing nothing.
+    """
     folder = Path(folder).resolve()
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    good = write_valid_files(folder)
+    torch = None
+    if write:
+        import torch
+
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+    good = write_valid_files(folder, write)
     out = folder / "out"
     marker = folder / PAYLOAD_MARKER
     payload = pickle.dumps(Payload(marker), protocol=2)
@@ -149,8 +156,9 @@ def make_corpus(folder) -> list[Case]:
     # W-TALC annotation folders, read as ground truth by `wtal evaluate`
     def annotation_case(name, mutate, expect_file):
         target = folder / name
-        shutil.copytree(good["annotations"], target)
-        mutate(target)
+        if write:
+            shutil.copytree(good["annotations"], target)
+            mutate(target)
         csv = out / f"{name}.csv"
         case(name, "wtalc-annotations", ["evaluate", "--results", good["det"], "--ground-truth", target, "--csv", csv],
              f"{name}/{expect_file}", csv)
@@ -181,9 +189,10 @@ def make_corpus(folder) -> list[Case]:
                     "Ambiguous_test.txt")
 
     # the W-TALC pickled feature file, with the explicit opt-in, converted by `wtal convert`
-    def feature_case(name, write):
+    def feature_case(name, make):
         path = folder / f"{name}.npy"
-        write(path)
+        if write:
+            make(path)
         store = out / f"{name}.h5"
         case(name, "wtalc-features", ["convert", "--annotations", good["annotations"], "--features", path, "--trust-pickle",
                                       "--out", store, "--no-progress"], path.name, store)
@@ -200,7 +209,9 @@ def make_corpus(folder) -> list[Case]:
     # HDF5 feature stores, trained on by `wtal train --dataset`
     def store_case(name, mutate=None, raw=None):
         path = folder / f"{name}.h5"
-        if raw is not None:
+        if not write:
+            pass
+        elif raw is not None:
             path.write_bytes(raw)
         else:
             shutil.copy(good["store"], path)
@@ -209,7 +220,7 @@ def make_corpus(folder) -> list[Case]:
         run = out / name
         case(name, "hdf5-store", ["train", "--dataset", path, *TINY_TRAIN, "--run-dir", run], path.name, run)
 
-    store_bytes = good["store"].read_bytes()
+    store_bytes = good["store"].read_bytes() if write else b""
     store_case("store_truncated", raw=store_bytes[: len(store_bytes) // 3])
     store_case("store_random_bytes", raw=rng.bytes(4096))
     store_case("store_empty_file", raw=b"")
@@ -241,7 +252,9 @@ def make_corpus(folder) -> list[Case]:
     # HDF5 scores files, localized by `wtal localize`
     def scores_case(name, mutate=None, raw=None):
         path = folder / f"{name}.h5"
-        if raw is not None:
+        if not write:
+            pass
+        elif raw is not None:
             path.write_bytes(raw)
         else:
             shutil.copy(good["scores"], path)
@@ -250,7 +263,7 @@ def make_corpus(folder) -> list[Case]:
         detections = out / f"{name}.json"
         case(name, "hdf5-scores", ["localize", "--scores", path, "--out", detections], path.name, detections)
 
-    scores_bytes = good["scores"].read_bytes()
+    scores_bytes = good["scores"].read_bytes() if write else b""
     scores_case("scores_truncated", raw=scores_bytes[: len(scores_bytes) // 2])
     scores_case("scores_logits_nan", lambda h: h["logits/v3"].__setitem__((0, 0), np.nan))
     scores_case("scores_logits_missing_video", lambda h: h["logits"].__delitem__("v4"))
@@ -265,7 +278,8 @@ def make_corpus(folder) -> list[Case]:
     # ActivityNet-style results JSON, evaluated by `wtal evaluate`
     def results_case(name, content):
         path = folder / f"{name}.json"
-        path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+        if write:
+            path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
         csv = out / f"{name}.csv"
         case(name, "results-json", ["evaluate", "--results", path, "--ground-truth", good["gt"], "--csv", csv], path.name, csv)
 
@@ -290,7 +304,8 @@ def make_corpus(folder) -> list[Case]:
     # ActivityNet-style ground truth, read by `wtal evaluate --ground-truth`
     def gt_case(name, content):
         path = folder / f"{name}.json"
-        path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+        if write:
+            path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
         csv = out / f"{name}.csv"
         case(name, "gt-json", ["evaluate", "--results", good["det"], "--ground-truth", path, "--csv", csv], path.name, csv)
 
@@ -306,9 +321,10 @@ def make_corpus(folder) -> list[Case]:
     gt_case("gt_label_not_text", database(annotations=[{"segment": [1, 2], "label": 7}]))
 
     # checkpoints, loaded by `wtal infer`
-    def checkpoint_case(name, write):
+    def checkpoint_case(name, make):
         path = folder / f"{name}.pt"
-        write(path)
+        if write:
+            make(path)
         scores = out / f"{name}.h5"
         case(name, "checkpoint", ["infer", "--checkpoint", path, "--out", scores, "--device", "cpu", "--no-progress"],
              path.name, scores)
@@ -332,7 +348,8 @@ def make_corpus(folder) -> list[Case]:
     # config JSON, read by `wtal train --config`
     def config_case(name, content):
         path = folder / f"{name}.json"
-        path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+        if write:
+            path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
         run = out / name
         case(name, "config-json", ["train", "--config", path, "--run-dir", run, "--no-progress"], path.name, run)
 
@@ -390,7 +407,8 @@ def make_corpus(folder) -> list[Case]:
     flag_case("flag_reproduce_seed_negative", ["reproduce", "--mode", "smoke", "--seeds", "-1", "--store", out / "store",
                                                "--out", out / "reports"], "seeds", out / "store")
 
-    (folder / "cases.json").write_text(json.dumps([asdict(c) for c in cases], indent=1))
+    if write:
+        (folder / "cases.json").write_text(json.dumps([asdict(c) for c in cases], indent=1))
     return cases
 
 
