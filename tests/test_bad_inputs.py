@@ -48,8 +48,8 @@ def _written(output: str | None) -> list[str]:
 
 def test_the_corpus_covers_every_reader_and_the_numeric_flags():
     readers = {case.reader for case in CASES}
-    assert readers == {"wtalc-annotations", "wtalc-features", "hdf5-store", "hdf5-scores", "results-json", "gt-json",
-                       "checkpoint", "config-json", "flags"}
+    assert readers == {"wtalc-annotations", "wtalc-features", "hdf5-store", "hdf5-scores", "hdf5-annotations", "results-json",
+                       "gt-json", "checkpoint", "config-json", "flags"}
     assert len({case.name for case in CASES}) == len(CASES)
 
 
@@ -74,7 +74,7 @@ def test_cli_rejects_in_one_line_and_writes_nothing(case, corpus, capsys):
 def _read(case, good):
     """Call the Python reader a case exercises on its bad file."""
     from wtal_kit.config import Config
-    from wtal_kit.data import load_wtalc_annotations, load_wtalc_features
+    from wtal_kit.data import load_ground_truth, load_wtalc_annotations, load_wtalc_features
     from wtal_kit.data.hdf5 import open_feature_store, read_scores
     from wtal_kit.data.jsonio import read_detections_json, read_ground_truth_json
     from wtal_kit.runs import load_model
@@ -95,6 +95,8 @@ def _read(case, good):
         read_detections_json(value("--results"), classes=CLASSES)
     elif case.reader == "gt-json":
         read_ground_truth_json(value("--ground-truth"))
+    elif case.reader == "hdf5-annotations":
+        load_ground_truth(value("--ground-truth"))
     elif case.reader == "checkpoint":
         load_model(value("--checkpoint"))
     elif case.reader == "config-json":

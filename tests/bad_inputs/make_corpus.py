@@ -320,6 +320,25 @@ def make_corpus(folder, *, write: bool = True) -> list[Case]:
     gt_case("gt_no_database", {"videos": []})
     gt_case("gt_label_not_text", database(annotations=[{"segment": [1, 2], "label": 7}]))
 
+    # HDF5 files read as ground truth by `wtal evaluate --ground-truth`
+    def hdf5_gt_case(name, mutate):
+        path = folder / f"{name}.h5"
+        if write:
+            shutil.copy(good["scores"], path)
+            with h5py.File(path, "a") as handle:
+                mutate(handle)
+        csv = out / f"{name}.csv"
+        case(name, "hdf5-annotations", ["evaluate", "--results", good["det"], "--ground-truth", path, "--csv", csv],
+             path.name, csv)
+
+    def link_annotations(handle):
+        del handle["annotations"]
+        handle["annotations"] = h5py.ExternalLink(str(good["store"]), "/annotations")
+
+    hdf5_gt_case("gt_hdf5_annotations_link_to_another_file", link_annotations)
+    hdf5_gt_case("gt_hdf5_no_annotations", lambda h: h.__delitem__("annotations"))
+    hdf5_gt_case("gt_hdf5_instances_end_is_text", lambda h: replace(h, "annotations/instances/t_end", np.array([b"x"] * 3)))
+
     # checkpoints, loaded by `wtal infer`
     def checkpoint_case(name, make):
         path = folder / f"{name}.pt"

@@ -68,13 +68,12 @@ def load_ground_truth(path, subset: str | None = None, classes=None) -> tuple[pd
 def _read_hdf5_annotations(path: Path) -> Annotations:
     import h5py
 
-    from wtal_kit.data.hdf5 import open_hdf5, read_annotations
+    from wtal_kit.data.hdf5 import _malformed, _member, open_hdf5, read_annotations
 
-    with open_hdf5(path) as handle:
-        group = handle.get("annotations")
-        if not isinstance(group, h5py.Group):
+    with open_hdf5(path) as handle, _malformed(path):
+        if handle.get("annotations", getlink=True) is None:
             raise InputError("no 'annotations' group in this HDF5 file (a wtal-kit feature store or scores file has one)", file=path)
-        return read_annotations(group, str(path))
+        return read_annotations(_member(handle, "annotations", h5py.Group, path), str(path))
 
 
 def _check_labels(table: pd.DataFrame, classes: tuple, annotations: Annotations) -> None:
