@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO_ROOT
 
 sys.path.insert(0, str(Path(__file__).parent / "bad_inputs"))
-from make_corpus import CLASSES, PAYLOAD_MARKER, Payload, make_corpus, write_wtalc_folder  # noqa: E402
+from make_corpus import CLASSES, PAYLOAD_MARKER, TINY_TRAIN, Payload, make_corpus, write_wtalc_folder  # noqa: E402
 
 from wtal_kit.cli import main  # noqa: E402
 from wtal_kit.errors import InputError, WtalError  # noqa: E402
@@ -271,3 +271,45 @@ def test_the_explorer_shows_a_bad_file_as_one_line_and_keeps_working(corpus):
     app.threshold.value = 0.4  # the page still answers
     app.wait()
     assert app.message.value == "" and "<table" in app.map_table.value
+
+
+# -- every numeric flag ------------------------------------------------------------------------------
+def _numeric_config_flags() -> list[str]:
+    import dataclasses
+    import typing
+
+    from wtal_kit.config import Config
+
+    hints = typing.get_type_hints(Config)
+    numeric = (int, float, int | None, float | None)
+    return [f.name for f in dataclasses.fields(Config) if hints[f.name] in numeric or f.name == "iou_thresholds"]
+
+
+NUMERIC_FIELDS = _numeric_config_flags()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
+@pytest.mark.parametrize("name", NUMERIC_FIELDS)
+def test_every_numeric_config_flag_refuses_non_finite_and_negative_values(name, value, tmp_path, capsys):
+    flag = "--" + name.replace("_", "-")
+    try:
+        # tiny settings first (the flag under test, given last, overrides its own): a value wrongly let through trains for seconds
+        code = main(["train", *TINY_TRAIN, flag, value, "--run-dir", str(tmp_path / "run")])
+    except SystemExit as exit:
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and (name in err or flag in err), err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags", [["--threshold", "0"], ["--threshold", "1"], ["--gamma", "-inf"], ["--gamma", "nan"],
+                                   ["--min-length", "-2"], ["--max-per-video", "0"], ["--max-per-video", "nan"]])
+def test_localize_flags_refuse_bad_values_and_write_nothing(flags, corpus, tmp_path, capsys):
+    out = tmp_path / "d.json"
+    try:
+        code = main(["localize", "--scores", str(CORPUS / "good" / "scores.h5"), "--out", str(out), *flags])
+    except SystemExit as exit:
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and flags[0].strip("-").replace("-", "_") in err.replace("-", "_"), err
+    assert not out.exists()
