@@ -96,6 +96,33 @@ def test_device_batch_equals_make_batch(lengths, picks, max_segments, dim, seed)
     assert rng_store.bit_generator.state == rng_numpy.bit_generator.state  # the same draws, no more, no fewer
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 9), min_size=1, max_size=5),
+    windows=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 8), st.integers(1, 9)), min_size=1, max_size=6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_gather_kernel_equals_block_copies(lengths, windows, seed):
+    """The GPU's index_select and the CPU's block copies give the same batch (run here on the CPU)."""
+    arrays = [np.random.default_rng(seed + v).standard_normal((n, 3), dtype=np.float32) for v, n in enumerate(lengths)]
+    store = store_of(arrays)
+    starts, counts = [], []
+    for video, skip, count in windows:  # a window inside video `video`
+        video %= len(lengths)
+        skip = skip % lengths[video]
+        starts.append(int(store.offsets[video]) + skip)
+        counts.append(min(count, lengths[video] - skip))
+    starts, counts = torch.tensor(starts), torch.tensor(counts)
+    steps = int(counts.max())
+    by_copies = store.copy_windows(starts.numpy(), counts.numpy(), steps)
+    by_kernel = store.gather_rows(starts, counts, steps)
+    assert by_copies.shape == (len(windows), steps, 3)
+    np.testing.assert_array_equal(by_kernel.numpy(), by_copies.numpy())
+    for b, (start, n) in enumerate(zip(starts.tolist(), counts.tolist())):  # and both are what they should be
+        np.testing.assert_array_equal(by_copies[b, :n].numpy(), store.features[start : start + n].numpy())
+        assert not by_copies[b, n:].any()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_batch_equals_make_batch():
     arrays = [np.random.default_rng(v).standard_normal((n, 16), dtype=np.float32) for v, n in enumerate([5, 400, 301, 1])]

@@ -289,7 +289,23 @@ class FeatureStore:
         """Rows ``starts[b] .. starts[b] + lengths[b] - 1`` of each video b, zero-padded to ``steps``: (B, steps, d).
 
         starts, lengths: (B,) int64 on the store's device; steps: max(lengths), known on the host.
+        On a GPU one gather kernel (:meth:`gather_rows`); on the CPU one block copy per video
+        (:meth:`copy_windows`, about twice as fast there as ``index_select`` at d = 2048). Same values.
         """
+        if self.device.type == "cpu":
+            return self.copy_windows(starts.numpy(), lengths.numpy(), steps)
+        return self.gather_rows(starts, lengths, steps)
+
+    def copy_windows(self, starts: np.ndarray, lengths: np.ndarray, steps: int) -> torch.Tensor:
+        """:meth:`gather` by block copies, for a store on the CPU: (B, steps, d)."""
+        flat = self.features.numpy()  # (S + 1, d), a view
+        out = np.zeros((len(starts), steps, flat.shape[1]), dtype=np.float32)  # (B, T, d)
+        for b, (start, n) in enumerate(zip(starts.tolist(), lengths.tolist())):
+            out[b, :n] = flat[start : start + n]
+        return torch.from_numpy(out)
+
+    def gather_rows(self, starts: torch.Tensor, lengths: torch.Tensor, steps: int) -> torch.Tensor:
+        """:meth:`gather` by one ``index_select`` on the store's device (padding reads the zero row): (B, steps, d)."""
         t = self._steps[:steps]  # (T,)
         rows = starts[:, None] + t[None, :]  # (B, T)
         rows = rows.masked_fill(t[None, :] >= lengths[:, None], self.zero_row)  # padding reads the zero row
