@@ -313,3 +313,48 @@ def test_localize_flags_refuse_bad_values_and_write_nothing(flags, corpus, tmp_p
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and flags[0].strip("-").replace("-", "_") in err.replace("-", "_"), err
     assert not out.exists()
+
+
+MEMORY_PICKLES = r'''
+import io, pickle, sys
+import numpy as np
+from wtal_kit.data.npyfile import load_npy
+from wtal_kit.errors import InputError
+
+
+class Reduce:
+    def __init__(self, *value):
+        self.value = value
+
+    def __reduce__(self):
+        return self.value
+
+
+state = np.array([1.0]).__reduce__()
+hostile = {
+    # NumPy trusts these arguments: each would turn the bytes b"AAAAAAAA" into an object pointer
+    "ndarray called with an object dtype and a buffer": Reduce(np.ndarray, ((1,), np.dtype("O"), b"A" * 8)),
+    "an object array state holding raw bytes": Reduce(state[0], state[1], (1, (1,), np.dtype("O"), False, b"A" * 8)),
+    "a dtype state with an object field overlapping an integer": Reduce(
+        np.dtype, ("V16", False, True),
+        (3, "|", None, ("a", "b"), {"a": (np.dtype("O"), 4), "b": (np.dtype("i8"), 8)}, 16, 1, 63)),
+}
+refused = 0
+for number, (name, value) in enumerate(hostile.items()):
+    path = f"{sys.argv[1]}/{number}.npy"
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+        pickle.dump(np.array([value], dtype=object), handle, protocol=2)
+    try:
+        load_npy(path)
+    except InputError as error:
+        refused += "(refused)" in str(error)
+print(refused)
+'''
+
+
+def test_npy_pickles_that_numpy_would_turn_into_a_crash_are_refused(tmp_path):
+    # in a child process: were one of them let through, the crash must not take the test session with it
+    done = subprocess.run([sys.executable, "-c", MEMORY_PICKLES, str(tmp_path)], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3"]

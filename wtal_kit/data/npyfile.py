@@ -31,7 +31,6 @@ except ImportError:  # NumPy 1
 _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")  # how NumPy 1 and NumPy 2 pickles name it
 _ALLOWED = {
     ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
     **{(module, "_reconstruct"): _multiarray._reconstruct for module in _NUMPY_MODULES},
     **{(module, "scalar"): _multiarray.scalar for module in _NUMPY_MODULES},
     # pickle protocol 5: an array from its bytes, a dtype and a shape
@@ -46,12 +45,67 @@ def _latin1_encode(text, encoding="latin1"):
     return text.encode("latin1")
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """Builds arrays, dtypes, scalars and plain Python values; refuses every other global."""
+def _plain_dtype(spec, align=False, copy=False):
+    """``numpy.dtype`` for a type code only ('<f4', 'O8', 'S17', ...): no fields, no subarray."""
+    if not isinstance(spec, (str, bytes)):
+        raise pickle.UnpicklingError(f"a dtype built from {type(spec).__name__} (refused: only plain type codes)")
+    return np.dtype(spec.decode("latin1") if isinstance(spec, bytes) else spec, align=bool(align))
+
+
+# what a pickle may call (numpy.ndarray may be named, as _reconstruct's first argument, but not called)
+_CALLABLE = (_plain_dtype, _latin1_encode, _multiarray._reconstruct, _multiarray.scalar, _numeric._frombuffer)
+
+
+class _ArrayUnpickler(pickle._Unpickler):
+    """Builds arrays, plain dtypes, scalars and plain Python values; refuses every other global.
+
+    The pure-Python unpickler, so that each step can be checked. NumPy itself trusts a pickle's
+    arguments: ``ndarray(shape, object, buffer)`` or an array state of object dtype with raw bytes
+    turns the bytes into object pointers, and a dtype state may place object fields anywhere; any
+    of these would crash the process or worse. So: only the allowed functions are called (never
+    ``ndarray`` itself, never ``cls.__new__``), an array's state must match its dtype (a list for
+    object arrays, bytes otherwise), and a dtype's state may add no fields and no subarray.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def load_reduce(self):
+        func, args = self.stack[-2], self.stack[-1]
+        if func not in _CALLABLE or not isinstance(args, tuple):
+            raise pickle.UnpicklingError(f"calls {getattr(func, '__name__', type(func).__name__)} (refused)")
+        if func is _multiarray._reconstruct and (not args or args[0] is not np.ndarray):
+            raise pickle.UnpicklingError("reconstructs something other than a plain ndarray (refused)")
+        super().load_reduce()
+
+    def load_build(self):
+        state, target = self.stack[-1], self.stack[-2]
+        if isinstance(target, np.dtype):
+            if not (isinstance(state, tuple) and len(state) >= 5 and state[2] is None and state[3] is None and state[4] is None):
+                raise pickle.UnpicklingError("a dtype with fields or a subarray (refused)")
+        elif type(target) is np.ndarray:
+            if not (isinstance(state, tuple) and len(state) in (4, 5) and isinstance(state[-3], np.dtype)):
+                raise pickle.UnpicklingError("an array state of an unknown form (refused)")
+            dtype, data = state[-3], state[-1]
+            if dtype.hasobject != isinstance(data, list) or not isinstance(data, (list, bytes, bytearray)):
+                raise pickle.UnpicklingError("an array whose data does not match its dtype (refused)")
+        else:
+            raise pickle.UnpicklingError(f"sets the state of a {type(target).__name__} (refused)")
+        super().load_build()
+
+    def _refuse(self):
+        raise pickle.UnpicklingError("creates an instance of a class (refused)")
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.BUILD[0]] = load_build
+    for _opcode in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.OBJ, pickle.INST):
+        dispatch[_opcode[0]] = _refuse
+    del _opcode
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
+        if (module, name) == ("numpy", "dtype"):
+            return _plain_dtype
         if (module, name) == ("_codecs", "encode"):
             return _latin1_encode
         raise pickle.UnpicklingError(f"refers to {module}.{name}, which a data array never holds (refused: it could run code)")
