@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent / "bad_inputs"))
 from make_corpus import CLASSES, PAYLOAD_MARKER, TINY_TRAIN, Payload, make_corpus, write_wtalc_folder  # noqa: E402
 
 from wtal_kit.cli import main  # noqa: E402
-from wtal_kit.errors import InputError, WtalError  # noqa: E402
+from wtal_kit.errors import InputError  # noqa: E402
 
 CORPUS = Path(__file__).parent / "bad_inputs" / "corpus"  # generated, git-ignored
 CASES = make_corpus(CORPUS, write=False)  # names and commands only: the files are written by the fixture

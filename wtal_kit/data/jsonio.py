@@ -26,7 +26,7 @@ import pandas as pd
 
 from wtal_kit.atomic import atomic_write_text
 from wtal_kit.data.annotations import Annotations
-from wtal_kit.data.tables import check_detections, check_ground_truth
+from wtal_kit.data.tables import check_detections
 from wtal_kit.errors import InputError
 
 
