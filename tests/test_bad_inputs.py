@@ -358,3 +358,19 @@ def test_npy_pickles_that_numpy_would_turn_into_a_crash_are_refused(tmp_path):
     done = subprocess.run([sys.executable, "-c", MEMORY_PICKLES, str(tmp_path)], capture_output=True, text=True, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["3"]
+
+
+def test_a_damaged_run_folder_is_one_line(tmp_path):
+    from wtal_kit.config import Config
+    from wtal_kit.runs import load_run
+
+    Config.from_preset("quick").to_json(tmp_path / "config.json")
+    (tmp_path / "metrics.csv").write_bytes(b"\xff\xfe\x00iteration\n")
+    (tmp_path / "results.json").write_text(json.dumps({"map": ["0.5", 0.3]}))
+    run = load_run(tmp_path)
+    for read, name in ((lambda: run.metrics, "metrics.csv"), (lambda: run.mean_ap, "results.json")):
+        with pytest.raises(InputError, match=name):
+            read()
+    (tmp_path / "results.json").write_bytes(b"[" * 50000)
+    with pytest.raises(InputError, match="results.json"):
+        load_run(tmp_path)

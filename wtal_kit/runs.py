@@ -155,14 +155,20 @@ class Run:
         path = self.path / METRICS
         if not path.is_file():
             raise InputError("this run has no metrics log", file=path)
-        return pd.read_csv(path)
+        try:
+            return pd.read_csv(path)
+        except (OSError, ValueError) as exc:  # not CSV, not UTF-8, empty
+            raise InputError(f"cannot read the metrics log ({type(exc).__name__})", file=path) from None
 
     @property
     def mean_ap(self) -> pd.Series:
         """The reported mAP per tIoU threshold and "avg" (fractions)."""
         if "map" not in self.results:
             raise InputError("this run has no final results yet (interrupted?)", file=self.path / RESULTS)
-        return map_from_json(self.results["map"])
+        try:
+            return map_from_json(self.results["map"])
+        except (AttributeError, TypeError, ValueError):
+            raise InputError("'map' must be an object of tIoU -> number", file=self.path / RESULTS, field="map") from None
 
     @property
     def test_subset(self) -> str:
