@@ -268,6 +268,12 @@ def test_the_explorer_shows_a_bad_file_as_one_line_and_keeps_working(corpus):
             continue
         message = app.message.value
         assert case.expect in message and "\n" not in message and "Traceback" not in message, (case.name, message)
+    escape = CORPUS / "escape.h5"  # a link inside the allowed folder to a file outside it
+    escape.unlink(missing_ok=True)
+    escape.symlink_to(REPO_ROOT / "README.md")
+    app.open_path.value = str(escape)
+    app._on_open(None)
+    assert "outside the folders" in app.message.value
     app.threshold.value = 0.4  # the page still answers
     app.wait()
     assert app.message.value == "" and "<table" in app.map_table.value
