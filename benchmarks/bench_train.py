@@ -4,6 +4,7 @@
     python benchmarks/bench_train.py --device cuda --bf16
     python benchmarks/bench_train.py --quick             # small sizes, a few seconds (smoke test)
     python benchmarks/bench_train.py --profile           # also print the step's top operators
+    python benchmarks/bench_train.py --paper-iterations  # also the paper's 4401 iterations end to end
 
 Paper configuration (docs/method.md, "Defaults", ``Config()`` defaults): B = 20 videos, T = 300 segments
 (valid lengths drawn in [150, 300], one of them 300, the rest zero padding as the trainer's
@@ -22,6 +23,21 @@ The medians, their ratio and the peak memory of each are printed, with whether t
 the peak resident set size above the RSS before the call, after resetting the kernel's
 high-water mark (see :func:`cpu_peak_bytes`). Both count activations and gradients, not the
 parameters, inputs or Adam's state (allocated during the warm-up).
+
+Then, for the paper configuration (d = 2048) and the quick preset (d = 256) on the embedded
+synthetic benchmark (THUMOS14 layout), the training loop against its own step:
+
+- training loop: ``wtal_kit.training.train`` itself (sampler, batch assembly, step, loss read-back),
+  iterations per second between its ``warm-up``-th and last iteration, taken from an iteration
+  callback (data loading before the loop and the evaluation after it are not in the window);
+- isolated step: the same config's forward + losses + backward + Adam on one batch drawn by the
+  trainer's sampler, already on the device, called again and again (the loss terms read back
+  as the trainer does).
+
+The ratio loop / step (time per iteration) is what the data path costs: 1.0 is a loop fed for free.
+``--paper-iterations`` also times the paper configuration's whole run end to end (4401 iterations,
+evaluated every 500 iterations and at the end, data loading included), the figure issue #9 sets a
+goal for (under 30 s on one H100); off by default since it takes about half an hour on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -30,6 +46,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -227,6 +244,185 @@ def print_profile(step, device, rows: int = 20):
                                                              max_name_column_width=36, max_shapes_column_width=60))
 
 
+# -- the training loop against its own step -----------------------------------------------
+LOOP_CONFIGS = ("paper", "quick")  # the presets compared: paper (d = 2048) and quick (d = 256)
+PAPER_ITERATIONS = 4401  # Config().iterations: the paper configuration's run
+
+
+def loop_config(preset: str, device: torch.device, bf16: bool):
+    """The preset as ``wtal train --preset PRESET`` runs it, on ``device`` (the embedded synthetic benchmark)."""
+    return Config.from_preset(preset, device=device.type, bf16=bf16)
+
+
+class IsolatedStep:
+    """Forward + losses + backward + Adam of ``config`` on one fixed batch already on the device.
+
+    The batch is the trainer's own: drawn by its sampler and windowed by ``make_batch`` from the
+    run's seed; the model is built (and centred) as ``train`` builds it. Each call reads the loss
+    terms back to the host, as the trainer's step does.
+    """
+
+    def __init__(self, config, dataset, device):
+        from wtal_kit import training
+
+        split = training._Split.of(config, dataset)
+        rng = np.random.default_rng(config.seed)
+        sampler = training.BatchSampler(dataset.annotations.video_labels[split.train_indices], config)
+        batch = split.train_indices[sampler.sample(rng)]
+        mean = training.training_feature_mean(dataset.features, batch) if config.center_features else None
+        self.state = training._State.fresh(config, dataset.annotations.num_classes, device, mean)
+        self.state.model.train()
+        features, lengths = training.make_batch([dataset.features(i) for i in batch], config.max_segments, rng)
+        self.features = torch.from_numpy(features).to(device)  # (B, T, d)
+        self.lengths = torch.from_numpy(lengths).to(device)  # (B,)
+        self.labels = torch.from_numpy(dataset.annotations.video_labels[batch].astype(np.float32)).to(device)  # (B, C)
+        self.config, self.device = config, device
+
+    def __call__(self):
+        state, config = self.state, self.config
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
+                            enabled=self.device.type == "cuda" and config.bf16):
+            terms = compute_losses(state.model, state.custom_factors, self.features, self.lengths, self.labels, config,
+                                   state.generator)
+        state.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        state.optimizer.step()
+        return {name: float(value.detach()) for name, value in terms.items()}
+
+
+def time_training_loop(config, dataset, iterations: int, warmup: int) -> dict:
+    """``train`` for warmup + iterations iterations; seconds of the last ``iterations`` and of the whole call."""
+    from wtal_kit import training
+
+    stamps, sources = [], set()
+
+    class Clock(training.Callback):
+        def on_iteration(self, event):
+            stamps.append(time.perf_counter())
+
+    step = training._training_step
+
+    def observed(state, batch_indices, cache, *args):  # which data path the trainer chose
+        sources.add(type(cache).__name__)
+        return step(state, batch_indices, cache, *args)
+
+    total = warmup + iterations
+    config = config.replace(iterations=total, eval_every=total)  # one evaluation, after the timed window
+    started = time.perf_counter()
+    training._training_step = observed
+    try:
+        with tempfile.TemporaryDirectory() as run_dir:
+            training.train(config, run_dir, quiet=True, progress=False, callbacks=[Clock()], dataset=dataset)
+    finally:
+        training._training_step = step
+    return {"loop": stamps[-1] - stamps[warmup - 1] if warmup else stamps[-1] - started,
+            "before_loop": stamps[0] - started, "call": time.perf_counter() - started, "source": "/".join(sorted(sources))}
+
+
+def time_batch_assembly(config, dataset, device, repeats: int) -> dict | None:
+    """Seconds per batch of the two data paths, alternating: host (``make_batch`` + copy) and FeatureStore.
+
+    Both from the same random state and both fully in memory; None where this trainer has no FeatureStore.
+    """
+    from wtal_kit import training
+
+    if not hasattr(training, "FeatureStore"):
+        return None
+    split = training._Split.of(config, dataset)
+    cache = training.FeatureCache(dataset, 1 << 20)
+    store, _ = training.FeatureStore.load(cache, split.train_indices, device, 1 << 50, workers=1)  # fills the cache too
+    sampler = training.BatchSampler(dataset.annotations.video_labels[split.train_indices], config)
+    rng = np.random.default_rng(config.seed)
+    batches = [split.train_indices[sampler.sample(rng)] for _ in range(repeats)]
+
+    def host(batch):
+        features, lengths = training.make_batch([cache(i) for i in batch], config.max_segments, rng)
+        features = torch.from_numpy(features)
+        if device.type == "cuda":
+            features = features.pin_memory()
+        return features.to(device, non_blocking=True), torch.from_numpy(lengths).to(device, non_blocking=True)
+
+    times = {"host": [], "store": []}
+    for r, batch in enumerate(batches + batches[:2]):  # the first two again: a warm-up of each
+        for name in (("host", "store") if r % 2 == 0 else ("store", "host")):
+            fn = (lambda: host(batch)) if name == "host" else (lambda: store.batch(batch, config.max_segments, rng))
+            times[name].append(timed(fn, device))
+    return {name: t[2:] for name, t in times.items()}
+
+
+def loop_vs_step(preset: str, device, bf16: bool, iterations: int, warmup: int, repeats: int) -> dict:
+    """Time per iteration of the training loop and of its isolated step, for one preset."""
+    from wtal_kit.datasets import load_dataset
+
+    config = loop_config(preset, device, bf16)
+    dataset = load_dataset(config)
+    step = IsolatedStep(config, dataset, device)
+    for _ in range(warmup):
+        step()
+    before = [timed(step, device) for _ in range(repeats)]
+    loop = time_training_loop(config, dataset, iterations, warmup)
+    after = [timed(step, device) for _ in range(repeats)]  # the step timed both sides of the loop
+    del step
+    return {"config": config, "step": before + after, "loop": loop["loop"] / iterations, "iterations": iterations,
+            "before_loop": loop["before_loop"], "call": loop["call"], "source": loop["source"],
+            "B": config.batch_videos, "T": config.max_segments,
+            "batch": time_batch_assembly(config, dataset, device, max(repeats, 10))}
+
+
+def print_loop_vs_step(results: list, device, warmup: int) -> None:
+    print(f"training loop vs its isolated step (embedded synthetic benchmark, THUMOS14 layout; device {device})")
+    print(f"  loop: wtal_kit.training.train, iterations {warmup + 1}.. timed by an iteration callback;"
+          f" step: median of calls before and after the loop [min .. max]")
+    print(f"    {'config':<22s} {'loop it/s':>10s} {'step it/s':>10s} {'loop / step time':>17s}")
+    for r in results:
+        c = r["config"]
+        name = f"{c.preset} (d={c.feature_dim})"
+        step = statistics.median(r["step"])
+        print(f"    {name:<22s} {1 / r['loop']:10.1f} {1 / step:10.1f} {r['loop'] / step:16.2f}x"
+              f"   [step {1e3 * min(r['step']):.1f} .. {1e3 * max(r['step']):.1f} ms; B={r['B']} T<={r['T']};"
+              f" {r['iterations']} loop iterations from a {r['source']}; {r['before_loop']:.1f} s before the first]")
+    assembled = [r for r in results if r["batch"] is not None]
+    if assembled:
+        print("  one batch onto the device, the two data paths alternating (median [min .. max]):")
+        for r in assembled:
+            host, store = statistics.median(r["batch"]["host"]), statistics.median(r["batch"]["store"])
+            print(f"    {r['config'].preset} (d={r['config'].feature_dim}): host make_batch + copy {1e3 * host:.2f} ms"
+                  f" [{1e3 * min(r['batch']['host']):.2f} .. {1e3 * max(r['batch']['host']):.2f}],"
+                  f" FeatureStore.batch {1e3 * store:.2f} ms"
+                  f" [{1e3 * min(r['batch']['store']):.2f} .. {1e3 * max(r['batch']['store']):.2f}]:"
+                  f" host / store {host / store:.1f}x")
+
+
+def time_paper_run(device, bf16: bool, iterations: int = PAPER_ITERATIONS) -> None:
+    """The paper configuration's whole run (4401 iterations, evaluated every 500 and at the end), end to end."""
+    from wtal_kit.datasets import load_dataset
+    from wtal_kit.training import Callback, train
+
+    config = loop_config("paper", device, bf16).replace(iterations=iterations)
+    stamps, evaluations = [], []
+
+    class Clock(Callback):
+        def on_iteration(self, event):
+            stamps.append(time.perf_counter())
+
+        def on_evaluation(self, event):
+            evaluations.append(time.perf_counter() - stamps[-1])
+
+    started = time.perf_counter()
+    dataset = load_dataset(config)
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = train(config, run_dir, quiet=True, progress=False, callbacks=[Clock()], dataset=dataset)
+    total = time.perf_counter() - started
+    loop = stamps[-1] - stamps[0] - sum(evaluations[:-1])
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
+    print(f"paper config {config.iterations} iterations: {total:.1f} s end to end on {where}"
+          f" ({'bf16 autocast' if bf16 else 'fp32'}; embedded synthetic benchmark, THUMOS14 layout, d={config.feature_dim})")
+    print(f"  before the first iteration {stamps[0] - started:.1f} s; iterations {loop:.1f} s"
+          f" ({(len(stamps) - 1) / loop:.1f} it/s); {len(evaluations)} evaluations {sum(evaluations):.1f} s;"
+          f" writing the results {total - (stamps[-1] - started) - evaluations[-1]:.1f} s")
+    print("  final mAP (%): " + "  ".join(f"@{k}: {100 * v:.1f}" for k, v in result.mean_ap.items()))
+
+
 def mib(n_bytes) -> str:
     return "n/a" if n_bytes is None else f"{n_bytes / 2**20:,.1f} MiB"
 
@@ -242,12 +438,22 @@ def main(argv=None) -> int:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--profile", action="store_true", help="also print the step's top operators (torch.profiler)")
     parser.add_argument("--require-target", action="store_true", help="exit with status 1 when the target is missed")
+    parser.add_argument("--loop-iterations", type=int, default=None,
+                        help="timed iterations of the training loop per config [CUDA: 300; CPU: 8 paper, 40 quick;"
+                             " --quick: 10]; 0 skips the loop-vs-step comparison")
+    parser.add_argument("--paper-iterations", type=int, nargs="?", const=PAPER_ITERATIONS, default=None, metavar="N",
+                        help=f"also time the paper configuration's {PAPER_ITERATIONS} iterations (or N: a dry run) end to"
+                             " end, evaluations included (about half an hour on 2 CPU cores)")
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else PAPER_SIZES
 
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 7)
     if repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
+    if args.paper_iterations is not None and args.paper_iterations < 1:
+        parser.error("--paper-iterations must be >= 1")
+    if args.loop_iterations is not None and args.loop_iterations < 0:
+        parser.error("--loop-iterations must be >= 0")
     if args.threads is not None:
         if args.threads < 1:
             parser.error("--threads must be >= 1")
@@ -296,6 +502,26 @@ def main(argv=None) -> int:
           f"   target <= {TARGET_RATIO}x: {verdict}")
     if args.profile:
         print_profile(step, device)
+    del step, floor
+
+    if args.loop_iterations is None or args.loop_iterations > 0 or args.paper_iterations:
+        if not LOSS_SOURCE.startswith("wtal_kit"):
+            print("training loop: SKIPPED (it needs the whole package: " + LOSS_SOURCE + ")")
+        else:
+            if args.loop_iterations is None or args.loop_iterations > 0:
+                presets = ("quick",) if args.quick else LOOP_CONFIGS
+                results = []
+                for preset in presets:
+                    if args.loop_iterations is not None:
+                        iterations = args.loop_iterations
+                    elif args.quick:
+                        iterations = 10
+                    else:
+                        iterations = 300 if device.type == "cuda" else {"paper": 8, "quick": 40}[preset]
+                    results.append(loop_vs_step(preset, device, args.bf16, iterations, max(args.warmup, 1), repeats))
+                print_loop_vs_step(results, device, max(args.warmup, 1))
+            if args.paper_iterations:
+                time_paper_run(device, args.bf16, args.paper_iterations)
     return 1 if (args.require_target and not args.quick and not met) else 0
 
 
