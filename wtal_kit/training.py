@@ -231,7 +231,8 @@ class FeatureStore:
         Returns (the store, []) when they fit in ``limit_bytes``; else (None, [(index, array), ...] of the
         videos read before the limit was passed, within it), stopping at the first video that does
         not fit. Host memory holds the arrays read, then the copy fills the store while releasing them.
-        workers: threads calling ``read`` (a few videos at a time, in order; 1: one after another).
+        workers: threads calling ``read`` (a few videos at a time, in order; 1: one after another), so
+        ``read`` must be thread-safe as the built-in sources are (synthetic, in-memory, HDF5 via h5py's lock).
         """
         indices = [int(index) for index in np.asarray(indices, dtype=np.int64)]
         arrays, used = [], 0
