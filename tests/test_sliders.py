@@ -189,7 +189,7 @@ def test_submit_refuses_a_bad_config(tmp_path, smoke):
 def test_sliders_train_stop_row_and_store(tmp_path, smoke):
     pytest.importorskip("ipywidgets")
     pytest.importorskip("plotly")
-    from widgets.sliders import Sliders
+    from widgets.sliders import FIRST_TIOU, MAP_TRACE, Sliders
 
     app = Sliders(sessions.Session(tmp_path / "store", workers=1), preset="smoke")
     assert "Cost: seconds" in app.cost.value and not app.train_button.disabled
@@ -227,11 +227,12 @@ def test_sliders_train_stop_row_and_store(tmp_path, smoke):
     assert app.table.value.count("class='wtal-run'") == 2
     assert "Table 5 · kappa=none" in app.table.value and "60.3" in app.table.value
     assert f"{100 * done.mean_ap['avg']:.1f}" in app.table.value
-    assert [trace.name for trace in app.tiou_figure.data] == [
-        "#1 κ=3 (stopped)", "published: Table 5 · kappa=3 (real features)",
-        "#2 κ=none", "published: Table 5 · kappa=none (real features)"]
-    assert list(app.tiou_figure.data[2].y) == pytest.approx([100 * done.mean_ap[t] for t in smoke.iou_thresholds])
-    assert list(app.loss_figure.data[0].x) == list(range(1, smoke.iterations + 1))
+    tiou_lines = app.figure.data[FIRST_TIOU:]
+    assert [trace.name for trace in tiou_lines if trace.visible] == [
+        "#1 κ=3 (stopped)", "paper: Table 5 · kappa=3", "#2 κ=none", "paper: Table 5 · kappa=none"]
+    assert list(tiou_lines[2].y) == pytest.approx([100 * done.mean_ap[t] for t in smoke.iou_thresholds])
+    assert list(app.figure.data[0].x) == list(range(1, smoke.iterations + 1))  # the loss terms of every iteration
+    assert list(app.figure.data[MAP_TRACE].x) == [3, 6]  # the mAP at each evaluation
     assert "in the results store" in app.cost.value  # the same setting again would not train
 
     # a second identical request is served from the store without training

@@ -57,7 +57,13 @@ def test_sliders_in_chromium(tmp_path):
                                    timeout=120_000)
             assert list((store / ".stopped").glob("*/checkpoint.pt"))
 
+            # the mAP-vs-tIoU panel drew both runs' lines and the paper's points
+            lines = ("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => (p.data || [])"
+                     ".filter(t => t.visible !== false).map(t => t.name).join('|'))")
+            page.wait_for_function(f"() => ({lines})().join('|').includes('#1 full method|paper: Table 1 · full method|"
+                                   "#2 full method (stopped)')", timeout=60_000)
+
             text = page.inner_text("body")
             assert not any(sign in text for sign in TRACEBACK_SIGNS) and VOILA_CELL_ERROR not in text
-            assert page.blocked_requests == []  # works offline
+            assert page.blocked_requests == [] and page.console_errors == []  # works offline; every figure started
     assert url.process.poll() is not None  # the server is gone

@@ -36,8 +36,11 @@ from widgets.timeline import sync_initial_state
 
 THROTTLE = 0.2  # seconds between two redraws of the live charts
 MAX_CURVE_POINTS = 600  # the loss curves are thinned to at most this many points
+TIOU_LINES = 40  # lines of the mAP-vs-tIoU panel (runs and published rows)
 ERROR = "#b00020"
 LOSS_TERMS = ("total", "classification", "metric")
+MAP_TRACE = len(LOSS_TERMS)  # the figure's traces: the loss terms, the mAP at each evaluation, then the tIoU lines
+FIRST_TIOU = MAP_TRACE + 1
 CLASSIFICATION_LABELS = [("BBCE", "bbce"), ("BCE", "bce"), ("Softmax-MIL", "softmax_mil")]
 METRIC_LABELS = [("triplet", "triplet"), ("contrastive", "contrastive"), ("none", "none")]
 DISTANCE_LABELS = [("class-specific", "class"), ("cosine", "cosine"), ("Euclidean", "euclidean"), ("custom", "custom")]
@@ -146,17 +149,24 @@ class Sliders:
         self.progress_box = w.VBox()
         self.bars = {}  # run number -> (HTML label, IntProgress)
         self._bar_numbers = []  # the runs whose bars the page shows
-        self.loss_figure = go.FigureWidget(layout=go.Layout(
-            height=320, width=760, margin=dict(l=60, r=60, t=40, b=40), xaxis=dict(title="iteration"),
-            yaxis=dict(title="loss"), yaxis2=dict(title="mAP avg (%)", overlaying="y", side="right", rangemode="tozero"),
-            legend=dict(orientation="h", y=-0.2), title=dict(text="no run yet", font=dict(size=13))))
+        # One figure, two panels: the live run (loss terms, mAP at each evaluation) and mAP vs tIoU of every
+        # finished run. One plotly widget only: the page gives each one 2 s to start, and on a loaded
+        # 2-core machine a second figure sometimes missed it and never drew.
+        self.figure = go.FigureWidget(layout=go.Layout(
+            height=470, width=1180, margin=dict(l=60, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.22),
+            xaxis=dict(title="iteration", domain=[0, 0.42]), yaxis=dict(title="loss"),
+            yaxis2=dict(title="mAP avg (%)", overlaying="y", side="right", rangemode="tozero"),
+            xaxis3=dict(title="tIoU threshold (every finished run; diamonds: the paper)", domain=[0.54, 1.0], anchor="y3"),
+            yaxis3=dict(title="mAP (%)", rangemode="tozero", anchor="x3"),
+            title=dict(text="no run yet", font=dict(size=13))))
         for term in LOSS_TERMS:
-            self.loss_figure.add_scatter(name=f"loss: {term}", mode="lines", x=[], y=[])
-        self.loss_figure.add_scatter(name="mAP avg at each evaluation", mode="lines+markers", x=[], y=[], yaxis="y2")
+            self.figure.add_scatter(name=f"loss: {term}", mode="lines", x=[], y=[])
+        self.figure.add_scatter(name="mAP avg at each evaluation", mode="lines+markers", x=[], y=[], yaxis="y2")
         self.table = w.HTML()
-        self.tiou_figure = go.FigureWidget(layout=go.Layout(
-            height=340, width=760, margin=dict(l=60, r=20, t=40, b=40), xaxis=dict(title="tIoU threshold"),
-            yaxis=dict(title="mAP (%)", rangemode="tozero"), title=dict(text="mAP vs tIoU: every finished run", font=dict(size=13))))
+        # a fixed set of lines, filled as runs end (a figure is updated in place, never grown after display)
+        for _ in range(TIOU_LINES):
+            self.figure.add_scatter(x=[], y=[], mode="lines+markers", visible=False, xaxis="x3", yaxis="y3")
+        self._tiou_used = 0
         self.explore_pick = w.Dropdown(options=[], description="run", layout=w.Layout(width="260px"))
         self.explore_button = w.Button(description="open in the explorer")
         self.explorer_box = w.VBox()
@@ -177,8 +187,7 @@ class Sliders:
         self._building = False
         self._guard(self.check)
         self._draw_table()
-        for figure in (self.loss_figure, self.tiou_figure):
-            sync_initial_state(figure)
+        sync_initial_state(self.figure)
 
     # -- layout ---------------------------------------------------------------------------
     def _row(self, name, *extra) -> w.HBox:
@@ -201,10 +210,10 @@ class Sliders:
             w.HBox([self.train_button, self.stop_button]),
             self.message,
             self.progress_box,
-            self.loss_figure,
-            w.HTML("<b>Runs</b> (mAP in %, at each run's threshold and γ)"),
+            self.figure,
+            w.HTML("<b>Runs</b>: mAP (%) at each run's threshold and γ; ours on the embedded synthetic benchmark, "
+                   "in grey the paper's row of the same setting (real features, single run)"),
             self.table,
-            self.tiou_figure,
             w.HBox([self.explore_pick, self.explore_button]),
             self.explorer_box,
         ], layout=w.Layout(padding="6px"))
@@ -303,6 +312,10 @@ class Sliders:
     def _on_event(self, run: sessions.Run, kind: str) -> None:
         if kind == "started" and (self.watched is None or not self.watched.active or self.watched.status == "queued"):
             self.watched = run
+        if kind in ("started", "finished"):
+            status = STATUS_TEXT.get(run.status, run.status)
+            self._say(f"run #{run.number}: {status}" + (f" — {run.message}" if run.message else ""),
+                      error=run.status == "failed")
         if kind == "iteration" and time.monotonic() - self._last_draw < self.throttle:
             return
         self.redraw(force=kind != "iteration")
@@ -347,13 +360,13 @@ class Sliders:
         if losses and shown[-1] is not losses[-1]:
             shown.append(losses[-1])
         evaluations = list(run.evaluations)
-        with self.loss_figure.batch_update():
+        with self.figure.batch_update():
             x = [i for i, _ in shown]
             for index, term in enumerate(LOSS_TERMS):
-                self.loss_figure.data[index].update(x=x, y=[terms.get(term) for _, terms in shown])
-            self.loss_figure.data[3].update(x=[i for i, _ in evaluations], y=[100 * m["avg"] for _, m in evaluations])
+                self.figure.data[index].update(x=x, y=[terms.get(term) for _, terms in shown])
+            self.figure.data[MAP_TRACE].update(x=[i for i, _ in evaluations], y=[100 * m["avg"] for _, m in evaluations])
             state = STATUS_TEXT.get(run.status, run.status)
-            self.loss_figure.layout.title.text = (f"run #{run.number} ({self._setting(run)}): {state}, {run.iteration} / "
+            self.figure.layout.title.text = (f"run #{run.number} ({self._setting(run)}): {state}, {run.iteration} / "
                                                   f"{run.iterations} iterations — mAP at the preset's threshold "
                                                   f"{run.trained_config.threshold:g}, γ {run.trained_config.gamma:g}")
 
@@ -382,50 +395,57 @@ class Sliders:
             rows.append(
                 f"<tr class='wtal-run' data-run='{run.number}'><td>#{run.number}</td><td>{html.escape(status)}</td>"
                 f"<td>{html.escape(self._setting(run))}</td><td>{html.escape(f'{preset}, {layout}')}</td>"
-                f"<td>{run.config.seed}</td><td>{run.config.iterations}</td>{cells}<td>{seconds}</td>"
-                f"<td>ours: embedded synthetic benchmark</td></tr>")
+                f"<td>{run.config.seed}</td><td>{run.config.iterations}</td>{cells}<td>{seconds}</td></tr>")
             for match in sessions.matches(run.config)[:1]:
+                label = (f"<td></td><td colspan='5' style='text-align:left'>{html.escape(match.name)}<br>"
+                         f"<small>{html.escape(match.source)}</small></td>")
                 if match.published is None:
-                    rows.append(f"<tr style='color:#666'><td></td><td colspan='5'>{html.escape(match.name)}</td>"
-                                f"<td colspan='7'>{html.escape(match.source)}</td></tr>")
+                    rows.append(f"<tr class='wtal-published' style='color:#666'>{label}<td colspan='6'></td></tr>")
                     continue
                 published = "".join(f"<td>{_cell(match.published, t)}</td>" for t in tious)
                 published += f"<td>{_cell(match.published, 'avg')}</td>"
-                rows.append(f"<tr style='color:#666;font-style:italic'><td></td><td colspan='5'>{html.escape(match.name)}</td>"
-                            f"{published}<td></td><td>{html.escape(match.source)}</td></tr>")
+                rows.append(f"<tr class='wtal-published' style='color:#666;font-style:italic'>{label}{published}<td></td></tr>")
         header = (f"<thead><tr><th>run</th><th>status</th><th>setting</th><th>preset, layout</th><th>seed</th>"
-                  f"<th>iterations</th>{head}<th>avg</th><th>time</th><th>numbers</th></tr></thead>")
-        body = "".join(rows) or "<tr><td colspan='13'>no run yet: press train</td></tr>"
+                  f"<th>iterations</th>{head}<th>avg</th><th>time</th></tr></thead>")
+        body = "".join(rows) or "<tr><td colspan='12'>no run yet: press train</td></tr>"
         self.table.value = (f"<table class='wtal-runs' style='border-collapse:collapse;text-align:right'>"
                             f"{header}<tbody>{body}</tbody></table>")
 
     def _draw_tiou(self) -> None:
+        lines = []  # (name, x, y, style) of the lines this redraw adds
         for run in list(self.session.runs):
             if run.number in self._drawn_final or run.mean_ap is None or run.active:
                 continue
             self._drawn_final.add(run.number)
             keys = [t for t in run.mean_ap.index if t != "avg"]
-            dash = "dot" if run.status == "stopped" else "solid"
-            self.tiou_figure.add_scatter(x=[float(t) for t in keys], y=[100 * float(run.mean_ap[t]) for t in keys],
-                                         mode="lines+markers", line=dict(dash=dash),
-                                         name=f"#{run.number} {self._setting(run)}"
-                                              + (" (stopped)" if run.status == "stopped" else ""))
+            stopped = run.status == "stopped"
+            lines.append((f"#{run.number} {self._setting(run)}" + (" (stopped)" if stopped else ""),
+                          [float(t) for t in keys], [100 * float(run.mean_ap[t]) for t in keys],
+                          dict(mode="lines+markers", line=dict(dash="dot" if stopped else "solid"), marker=dict(symbol="circle", size=6))))
             for match in sessions.matches(run.config)[:1]:
                 if match.published is None or match.name in self._published_traces:
                     continue
                 self._published_traces.add(match.name)
                 points = [(t, match.published[t]) for t in (0.1, 0.3, 0.5, 0.7) if not math.isnan(match.published[t])]
-                self.tiou_figure.add_scatter(x=[t for t, _ in points], y=[v for _, v in points], mode="markers",
-                                             marker=dict(symbol="diamond-open", size=10),
-                                             name=f"published: {match.name} (real features)")
+                lines.append((f"paper: {match.name.split(' (')[0]}", [t for t, _ in points], [v for _, v in points],
+                              dict(mode="markers", line=dict(dash="solid"), marker=dict(symbol="diamond-open", size=10))))
+        if not lines:
+            return
+        with self.figure.batch_update():
+            for name, x, y, style in lines:
+                if self._tiou_used == TIOU_LINES:
+                    self.figure.layout.xaxis3.title.text = f"tIoU threshold (the first {TIOU_LINES} lines; the table has every run)"
+                    break
+                self.figure.data[FIRST_TIOU + self._tiou_used].update(name=name, x=x, y=y, visible=True, **style)
+                self._tiou_used += 1
 
     def _draw_pick(self) -> None:
         options = [(f"#{run.number} {self._setting(run)}", run.number) for run in self.session.runs if run.run_dir is not None]
-        if [value for _, value in options] != [value for _, value in self.explore_pick.options]:
+        values = [value for _, value in options]
+        if values != [value for _, value in self.explore_pick.options]:
             current = self.explore_pick.value
             self.explore_pick.options = options
-            if current in [value for _, value in options]:
-                self.explore_pick.value = current
+            self.explore_pick.value = current if current in values else (values[-1] if values else None)
 
     # -- messages ----------------------------------------------------------------------------------
     def _say(self, text: str = "", error: bool = False) -> None:

@@ -514,6 +514,8 @@ def time_preset(name: str = DEFAULT_PRESET, layout: str = "thumos14", run_dir=No
     finally:
         if run_dir is None:
             shutil.rmtree(folder, ignore_errors=True)
-    return {"preset": name, "layout": layout, "seconds": time.perf_counter() - started, "iterations": config.iterations,
+    # the 1-minute load average at the end: other jobs on the same cores slow a run down (say so beside the time)
+    return {"preset": name, "layout": layout, "seconds": time.perf_counter() - started,
+            "load": os.getloadavg()[0], "iterations": config.iterations,
             "feature_dim": config.feature_dim, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "device": str(resolve_device(device)), "map_avg": float(result.mean_ap["avg"])}
