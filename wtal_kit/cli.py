@@ -6,6 +6,7 @@
     wtal evaluate  detections JSON or scores file + ground truth -> mAP table, per-class AP
     wtal convert   W-TALC release (pickled .npy) or the embedded benchmark -> HDF5 feature store
     wtal explore   serve the detection explorer (Voila) on a run or scores file
+    wtal sliders   serve the live hyperparameter sliders (Voila): change settings, train, compare with the paper
     wtal demo      train the default quick model on the embedded benchmark (cached), print its table, serve the explorer
     wtal reproduce train the paper's tables and figures (seeds, results store) and write their notebooks as reports
 
@@ -350,6 +351,13 @@ def cmd_explore(args) -> int:
 
 def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None) -> int:
     """Serve the explorer until Ctrl-C or SIGTERM (or until the server ends)."""
+    return serve_app(explorer_notebook(), "The detection explorer", "explore",
+                     {"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)}, host=host, port=port)
+
+
+def serve_app(notebook: Path, title: str, name: str, params: dict, host: str = "127.0.0.1", port: int | None = None,
+              browser: bool = False) -> int:
+    """Serve a Voila app notebook until Ctrl-C or SIGTERM (or until the server ends); ``browser``: open it in one."""
     import signal
 
     from wtal_kit import serve
@@ -359,22 +367,50 @@ def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
-    notebook = explorer_notebook()
     port = port or serve.free_port(host=host)
-    log = tempfile.NamedTemporaryFile("w", prefix="wtal-explore-", suffix=".log", delete=False)
-    process = serve.serve(notebook, port=port, host=host, quiet=True, log=log,
-                          params={"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)})
+    log = tempfile.NamedTemporaryFile("w", prefix=f"wtal-{name}-", suffix=".log", delete=False)
+    process = serve.serve(notebook, port=port, host=host, quiet=True, log=log, params=params)
     try:
         serve.wait_until_ready(process.ready_url, timeout=120, process=process)  # a static file: starts no kernel
-        print(f"The detection explorer is served at {process.url}  (open it in a browser; Ctrl-C stops it)\n"
+        print(f"{title} is served at {process.url}  (open it in a browser; Ctrl-C stops it)\n"
               f"server log: {log.name}", flush=True)
+        if browser:
+            import webbrowser
+
+            webbrowser.open(process.url)
         process.wait()
     except KeyboardInterrupt:
-        print("stopping the explorer", file=sys.stderr)
+        print(f"stopping {title[0].lower() + title[1:]}", file=sys.stderr)
     finally:
         serve.stop(process)
         log.close()
     return 0
+
+
+def sliders_notebook() -> Path:
+    """The Voila app of the live hyperparameter sliders: notebooks/sliders.ipynb of the repository checkout."""
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "sliders.ipynb"
+    if not path.is_file():
+        raise InputError("the sliders notebook is not installed here (it ships with the repository checkout)", file=path)
+    return path
+
+
+def cmd_sliders(args) -> int:
+    from wtal_kit import sessions
+
+    if args.time_preset:
+        timing = sessions.time_preset(args.preset, args.layout, device=args.device or "cpu")
+        print(f"{timing['preset']} preset, {timing['layout']} layout (d={timing['feature_dim']}, {timing['iterations']} "
+              f"iterations) on {timing['device']}: {timing['seconds']:.1f} s with {timing['threads']} torch threads "
+              f"({timing['cpus']} CPUs, load average {timing['load']:.1f} at the end: more than the CPUs means other jobs "
+              f"slowed it); mAP avg {100 * timing['map_avg']:.1f} (embedded synthetic benchmark)")
+        return 0
+    store = Path(args.store).resolve()
+    if store.exists() and not store.is_dir():
+        raise InputError("not a folder", file=store)
+    return serve_app(sliders_notebook(), "The live hyperparameter sliders", "sliders",
+                     {"store": store, "preset": args.preset, "layout": args.layout, "workers": args.workers},
+                     host=args.host, port=args.port, browser=not args.no_browser)
 
 
 def add_localization_flags(parser, title: str = "localization") -> None:
@@ -465,6 +501,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from wtal_kit.experiments import ALL_NAMES, DEFAULT_STORE, EXECUTORS, MODES
+    from wtal_kit.sessions import DEFAULT_PRESET, LAYOUTS, PRESETS
+
+    p = sub.add_parser("sliders", help="serve the live hyperparameter sliders (a Voila app): change settings, train, compare",
+                       description="Serve the live hyperparameter sliders: change the method's hyperparameters, train in the "
+                                   "background and compare the runs with the paper's rows; runs share the reproduction's "
+                                   "results store.", epilog=EPILOG)
+    p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help=f"the results store [{DEFAULT_STORE}]")
+    p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
+                   help=f"the settings the page starts from: {'; '.join(f'{k}: {v[1]}' for k, v in PRESETS.items())} [{DEFAULT_PRESET}]")
+    p.add_argument("--layout", choices=LAYOUTS, default="thumos14", help="dataset layout the page starts on [thumos14]")
+    p.add_argument("--workers", type=int, default=None, help="trainings at once [2 with 2 or more CPU cores or a GPU, else 1]")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; anything but loopback is reachable by others (no authentication) [127.0.0.1]")
+    p.add_argument("--port", type=int, default=None, help="port [8866, or the next free one]")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser, only print the address")
+    p.add_argument("--time-preset", action="store_true",
+                   help="serve nothing: train the preset's full method once, alone, and print how long it took")
+    add_field_flag(p, "device", default_note="default; --time-preset only, where it means cpu")
+    p.set_defaults(func=cmd_sliders)
 
     p = sub.add_parser("reproduce", help="train the paper's tables and figures and write them as reports",
                        description="Train every config x seed of the paper's tables and figures that the results store lacks, "
