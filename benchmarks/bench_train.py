@@ -328,15 +328,19 @@ def time_batch_assembly(config, dataset, device, repeats: int) -> dict | None:
 
     if not hasattr(training, "FeatureStore"):
         return None
+    from concurrent.futures import ThreadPoolExecutor
+
     split = training._Split.of(config, dataset)
-    cache = training.FeatureCache(dataset, 1 << 20)
-    store, _ = training.FeatureStore.load(cache, split.train_indices, device, 1 << 50, workers=1)  # fills the cache too
+    indices = [int(i) for i in split.train_indices]
+    with ThreadPoolExecutor(training.READ_WORKERS) as pool:
+        arrays = dict(zip(indices, pool.map(dataset.features, indices)))  # the host path's cache, all of it
+    store, _ = training.FeatureStore.load(arrays.__getitem__, indices, device, 1 << 50)
     sampler = training.BatchSampler(dataset.annotations.video_labels[split.train_indices], config)
     rng = np.random.default_rng(config.seed)
     batches = [split.train_indices[sampler.sample(rng)] for _ in range(repeats)]
 
     def host(batch):
-        features, lengths = training.make_batch([cache(i) for i in batch], config.max_segments, rng)
+        features, lengths = training.make_batch([arrays[int(i)] for i in batch], config.max_segments, rng)
         features = torch.from_numpy(features)
         if device.type == "cuda":
             features = features.pin_memory()
