@@ -6,6 +6,7 @@ Set WTAL_SCREENSHOT=path to also save the screenshot there (docs/explorer.png is
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -83,6 +84,11 @@ def test_explorer_on_an_activitynet_layout_run(tmp_path):
     run_dir = tmp_path / "anet"
     config = wtal_kit.Config.from_preset("quick", dataset="synthetic-activitynet12", feature_dim=16, iterations=6, eval_every=6)
     wtal_kit.train(config, run_dir, quiet=True)
+    from widgets.explorer import TABLE_THRESHOLDS
+
+    threshold = 0.5 - 15 * 0.01  # where fifteen ArrowLeft presses take the threshold slider (step 0.01)
+    evaluation = wtal_kit.load_run(run_dir).localizer().evaluate(threshold=threshold, iou_thresholds=TABLE_THRESHOLDS)
+    expected = [f"{100 * float(evaluation.mean_ap[key]):.1f}" for key in list(TABLE_THRESHOLDS) + ["avg"]]
     with voila_app(NOTEBOOK, {"run": run_dir, "roots": run_dir}, log_path=tmp_path / "voila.log") as url:
         with chromium_page(viewport={"width": 1400, "height": 1500}) as page:
             page.goto(url)
@@ -95,6 +101,13 @@ def test_explorer_on_an_activitynet_layout_run(tmp_path):
             for _ in range(15):
                 page.keyboard.press("ArrowLeft")  # a lower threshold: more of this barely trained model's segments kept
             page.wait_for_function(f"(old) => document.querySelector('{TABLE}').innerText !== old", arg=before, timeout=120_000)
+            # fifteen quick moves: stale recomputes are dropped, and the table settles on the last value's numbers
+            cells = f"() => JSON.stringify(Array.from(document.querySelectorAll('{TABLE} td'), td => td.innerText))"
+            try:
+                page.wait_for_function(f"(want) => ({cells})() === want", arg=json.dumps(expected, separators=(",", ":")), timeout=120_000)
+            except Exception:
+                readout = page.locator(".widget-readout").first.inner_text()
+                raise AssertionError(f"threshold {readout}: the table shows {page.evaluate(cells)}, expected {expected}") from None
             text = page.inner_text("body")
             assert not any(sign in text for sign in TRACEBACK_SIGNS) and VOILA_CELL_ERROR not in text
     assert url.process.poll() is not None
