@@ -40,7 +40,9 @@ from wtal_kit.runs import load_checkpoint
 REPO = Path(__file__).resolve().parents[1]
 WTAL = [sys.executable, "-m", "wtal_kit.cli"]
 # One thread per child: the same arithmetic in every run, and room for the rest of the suite.
-ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+# No bytecode caches from the children: one run under a file size limit (below) would leave truncated .pyc
+# files in the shared tree, and every later import would fail on them.
+ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
 TIMEOUT = 300  # seconds any one child may take before the test fails
 
 ITERATIONS, EVAL_EVERY = 9, 3
