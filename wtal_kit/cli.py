@@ -408,7 +408,7 @@ def cmd_sliders(args) -> int:
     store = Path(args.store).resolve()
     if store.exists() and not store.is_dir():
         raise InputError("not a folder", file=store)
-    return serve_app(sliders_notebook(), "The live hyperparameter sliders", "sliders",
+    return serve_app(sliders_notebook(), "The hyperparameter sliders app", "sliders",
                      {"store": store, "preset": args.preset, "layout": args.layout, "workers": args.workers},
                      host=args.host, port=args.port, browser=not args.no_browser)
 
