@@ -279,9 +279,13 @@ def test_the_page_says_why_it_cannot_start(tmp_path):
 def test_cli_time_preset_and_bad_flags(capsys, tmp_path):
     from wtal_kit.cli import main
 
-    assert main(["sliders", "--time-preset", "--preset", "smoke"]) == 0
+    import torch
+
+    threads = torch.get_num_threads()
+    assert main(["sliders", "--time-preset", "--preset", "smoke", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("smoke preset, thumos14 layout (d=16, 6 iterations) on cpu: ") and " s with " in out
+    assert out.startswith("smoke preset, thumos14 layout (d=16, 6 iterations) on cpu: ") and " with 1 torch thread(s) " in out
+    assert torch.get_num_threads() == threads  # given back
     assert main(["sliders", "--workers", "0"]) == 2
     assert "--workers must be a positive integer" in capsys.readouterr().err
     (tmp_path / "file").write_text("")

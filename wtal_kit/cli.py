@@ -398,12 +398,15 @@ def sliders_notebook() -> Path:
 def cmd_sliders(args) -> int:
     from wtal_kit import sessions
 
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be at least 1, got {args.threads}", field="threads")
     if args.time_preset:
-        timing = sessions.time_preset(args.preset, args.layout, device=args.device or "cpu")
+        timing = sessions.time_preset(args.preset, args.layout, device=args.device or "cpu", threads=args.threads)
         print(f"{timing['preset']} preset, {timing['layout']} layout (d={timing['feature_dim']}, {timing['iterations']} "
-              f"iterations) on {timing['device']}: {timing['seconds']:.1f} s with {timing['threads']} torch threads "
-              f"({timing['cpus']} CPUs, load average {timing['load']:.1f} at the end: more than the CPUs means other jobs "
-              f"slowed it); mAP avg {100 * timing['map_avg']:.1f} (embedded synthetic benchmark)")
+              f"iterations) on {timing['device']}: {timing['seconds']:.1f} s wall, {timing['cpu_seconds']:.1f} s CPU, with "
+              f"{timing['threads']} torch thread(s) ({timing['cpus']} CPUs, load average {timing['load']:.1f} at the end: "
+              f"more than the CPUs means other jobs slowed it); mAP avg {100 * timing['map_avg']:.1f} "
+              "(embedded synthetic benchmark)")
         return 0
     store = Path(args.store).resolve()
     if store.exists() and not store.is_dir():
@@ -517,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser, only print the address")
     p.add_argument("--time-preset", action="store_true",
                    help="serve nothing: train the preset's full method once, alone, and print how long it took")
+    p.add_argument("--threads", type=int, default=None,
+                   help="--time-preset: torch CPU threads (1: CPU seconds that hardly depend on other jobs) [one per core]")
     add_field_flag(p, "device", default_note="default; --time-preset only, where it means cpu")
     p.set_defaults(func=cmd_sliders)
 

@@ -497,8 +497,13 @@ def _tiou(column: str):
 
 
 # -- timing the small preset -----------------------------------------------------------------------
-def time_preset(name: str = DEFAULT_PRESET, layout: str = "thumos14", run_dir=None, *, device: str = "cpu") -> dict:
-    """Train a preset's full method once, alone (no store), and say how long it took."""
+def time_preset(name: str = DEFAULT_PRESET, layout: str = "thumos14", run_dir=None, *, device: str = "cpu",
+                threads: int | None = None) -> dict:
+    """Train a preset's full method once, alone (no store), and say how long it took: wall and CPU seconds.
+
+    ``threads``: torch CPU threads (None: torch's default, one per core). The CPU seconds of a
+    one-thread run hardly depend on what else the machine runs; its wall time does.
+    """
     import tempfile
 
     import torch
@@ -508,14 +513,19 @@ def time_preset(name: str = DEFAULT_PRESET, layout: str = "thumos14", run_dir=No
 
     config = preset_config(name, layout, device=device)
     folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="wtal-time-"))
-    started = time.perf_counter()
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         result = train(config, folder, quiet=True)
+        cpu_seconds, used = time.process_time() - cpu_started, torch.get_num_threads()
     finally:
+        torch.set_num_threads(before)
         if run_dir is None:
             shutil.rmtree(folder, ignore_errors=True)
     # the 1-minute load average at the end: other jobs on the same cores slow a run down (say so beside the time)
-    return {"preset": name, "layout": layout, "seconds": time.perf_counter() - started,
+    return {"preset": name, "layout": layout, "seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds,
             "load": os.getloadavg()[0], "iterations": config.iterations,
-            "feature_dim": config.feature_dim, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "feature_dim": config.feature_dim, "threads": used, "cpus": os.cpu_count(),
             "device": str(resolve_device(device)), "map_avg": float(result.mean_ap["avg"])}
