@@ -67,14 +67,14 @@ def cost_text(config: Config, preset: str, in_store: bool, ahead: int = 0) -> st
     if preset == "small" and sessions.layout_of(config) == "thumos14":
         small = sessions.preset_config("small")
         estimate = sessions.SMALL_PRESET_SECONDS * config.iterations / small.iterations
-        return (f"Cost: about {estimate:.0f} s on a 2-core CPU (the small preset's measured "
-                f"{sessions.SMALL_PRESET_SECONDS:.0f} s for {small.iterations} iterations, scaled to {config.iterations}; "
-                f"two runs at once share the cores).{queue}")
+        return (f"Cost: about {estimate:.0f} s of one CPU core (the small preset measured "
+                f"{sessions.SMALL_PRESET_SECONDS:.0f} s for {small.iterations} iterations, scaled to {config.iterations}); "
+                f"longer while other programs use the cores.{queue}")
     if preset == "smoke":
         return f"Cost: seconds (d={config.feature_dim}, {config.iterations} iterations).{queue}"
     return (f"Cost: not measured on this machine ({preset} preset, {sessions.layout_of(config) or config.dataset}, "
             f"d={config.feature_dim}, {config.iterations} iterations); the small preset on the THUMOS14 layout takes "
-            f"about {sessions.SMALL_PRESET_SECONDS:.0f} s on a 2-core CPU.{queue}")
+            f"about {sessions.SMALL_PRESET_SECONDS:.0f} s of one CPU core.{queue}")
 
 
 def setting_text(config: Config, base: Config) -> str:

@@ -69,9 +69,10 @@ PRESETS = {
 }
 DEFAULT_PRESET = "small"
 LAYOUTS = ("thumos14", "activitynet12")
-# What the small preset cost on the THUMOS14 layout, one run alone, on a 2-core CPU (2 torch threads):
-# measured by `wtal sliders --time-preset` (the README names the date and machine).
-SMALL_PRESET_SECONDS = 44.0
+# CPU seconds of the small preset on the THUMOS14 layout with one torch thread (what a training here uses on
+# 2 cores): `wtal sliders --time-preset --threads 1` printed 36.2 s CPU, 54.4 s wall with other jobs on the
+# machine (README, "Live hyperparameter sliders").
+SMALL_PRESET_SECONDS = 36.2
 
 
 def preset_config(name: str = DEFAULT_PRESET, layout: str = "thumos14", *, device: str = "auto") -> Config:
@@ -264,7 +265,7 @@ class Session:
         self.workers = default_workers(device) if workers is None else workers
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
             raise InputError(f"workers must be a positive integer, got {workers!r}", field="workers")
-        self.threads = threads  # torch CPU threads per training; None: the cores split between the running ones
+        self.threads = threads  # torch CPU threads per training; None: see threads_now()
         self.device = device
         self.runs: list[Run] = []
         self._queue: deque[Run] = deque()
@@ -337,11 +338,16 @@ class Session:
         return True
 
     def threads_now(self) -> int:
-        """torch CPU threads a training should use now: fixed, or the cores shared by the runs in progress."""
+        """torch CPU threads a training should use now: fixed, or the cores less one shared by the runs in progress.
+
+        One core is left to the page (its kernel, the server, the browser): on 2 cores a training runs on
+        one thread, which also keeps it fast when other jobs load the machine (the small preset: 54 s
+        with 1 thread, 362 s with 2, at a load average of 5 on 2 cores; README).
+        """
         if self.threads:
             return self.threads
         running = sum(run.status == "running" for run in self.runs)
-        return max(1, (os.cpu_count() or 1) // max(1, running))
+        return max(1, ((os.cpu_count() or 1) - 1) // max(1, running))
 
     def close(self, timeout: float = 60) -> None:
         """Stop everything and wait for the workers."""
