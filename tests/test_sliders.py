@@ -11,7 +11,6 @@ import threading
 import pytest
 
 from wtal_kit import experiments, sessions
-from wtal_kit.config import Config
 from wtal_kit.errors import InputError
 from wtal_kit.pipeline import Localizer
 from wtal_kit.report import published_row

@@ -266,7 +266,6 @@ class Session:
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
             raise InputError(f"workers must be a positive integer, got {workers!r}", field="workers")
         self.threads = threads  # torch CPU threads per training; None: see threads_now()
-        self.device = device
         self.runs: list[Run] = []
         self._queue: deque[Run] = deque()
         self._lock = threading.Condition()
