@@ -70,9 +70,9 @@ PRESETS = {
 DEFAULT_PRESET = "small"
 LAYOUTS = ("thumos14", "activitynet12")
 # CPU seconds of the small preset on the THUMOS14 layout with one torch thread (what a training here uses on
-# 2 cores): `wtal sliders --time-preset --threads 1` printed 36.2 s CPU, 54.4 s wall with other jobs on the
-# machine (README, "Live hyperparameter sliders").
-SMALL_PRESET_SECONDS = 36.2
+# 2 cores): `wtal sliders --time-preset --threads 1` printed 35.0 s CPU, 34.8 s wall on an idle machine, and
+# 54.4 s wall with other jobs loading it (README, "Live hyperparameter sliders").
+SMALL_PRESET_SECONDS = 35.0
 
 
 def preset_config(name: str = DEFAULT_PRESET, layout: str = "thumos14", *, device: str = "auto") -> Config:
