@@ -37,13 +37,13 @@ def corpus():
 
 
 def _written(output: str | None) -> list[str]:
-    """The files a case left at or under its output path."""
+    """What a case left at its output path: the file, or the folder (empty or not) that it made."""
     if output is None:
         return []
     path = Path(output)
     if path.is_file():
         return [str(path)]
-    return [str(p) for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
+    return [str(path)] + [str(p) for p in path.rglob("*")] if path.is_dir() else []
 
 
 def test_the_corpus_covers_every_reader_and_the_numeric_flags():

@@ -117,7 +117,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     bad.write_text(json.dumps({"results": {"video_test_0000004": [{"label": "Juggling", "score": 0.5, "segment": [1, 2]}]}}))
     _assert_one_line_error(run_cli("evaluate", "--results", bad, "--ground-truth", THUMOS_DIR, "--subset", "test"),
                            "bad.json", "video_test_0000004", "unknown label 'Juggling'")
-    _assert_one_line_error(run_cli("train", "--dataset", tmp_path / "nope.h5", "--feature-dim", "8"), "nope.h5", "file not found")
+    _assert_one_line_error(run_cli("train", "--dataset", tmp_path / "nope.h5", "--feature-dim", "8", "--run-dir", tmp_path / "run"),
+                           "nope.h5", "file not found")
+    assert not (tmp_path / "run").exists()  # nothing written, not even the run folder
     _assert_one_line_error(run_cli("train", "--lr", "-1"), "lr", "must be > 0")
     _assert_one_line_error(run_cli("infer", "--checkpoint", tmp_path / "none.pt"), "none.pt", "checkpoint not found")
     _assert_one_line_error(run_cli("localize", "--scores", bad), "bad.json")

@@ -680,7 +680,6 @@ def train(
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     dataset = dataset or load_dataset(config)
     annotations = dataset.annotations
     split = _Split.of(config, dataset)
@@ -693,6 +692,7 @@ def train(
     if isinstance(cache, FeatureStore):
         labels_all = labels_all.to(device)
 
+    run_dir.mkdir(parents=True, exist_ok=True)  # only now: a dataset that cannot be opened leaves no folder behind
     log = _MetricsLog(run_dir, config)
     window = _LossWindow()
     done, best = 0, {"score": -math.inf, "iteration": None}
