@@ -408,7 +408,8 @@ class Sliders:
         header = (f"<thead><tr><th>run</th><th>status</th><th>setting</th><th>preset, layout</th><th>seed</th>"
                   f"<th>iterations</th>{head}<th>avg</th><th>time</th></tr></thead>")
         body = "".join(rows) or "<tr><td colspan='12'>no run yet: press train</td></tr>"
-        self.table.value = (f"<table class='wtal-runs' style='border-collapse:collapse;text-align:right'>"
+        cell_padding = "<style>table.wtal-runs th, table.wtal-runs td {padding: 2px 8px}</style>"  # columns apart
+        self.table.value = (f"{cell_padding}<table class='wtal-runs' style='border-collapse:collapse;text-align:right'>"
                             f"{header}<tbody>{body}</tbody></table>")
 
     def _draw_tiou(self) -> None:
