@@ -38,8 +38,10 @@ from widgets.background import LatestOnly
 from widgets.timeline import Timeline, cursor_report, sync_initial_state
 
 TABLE_THRESHOLDS = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1))  # mAP table rows: tIoU 0.1 ... 0.9
-# The per-video cap's choices: none (the paper's protocol, the default) or a top-k by score.
-MAX_PER_VIDEO_CHOICES = [("no cap (paper)", None), ("100 (ActivityNet challenge)", 100), ("50", 50), ("20", 20),
+# The per-video cap's choices: none (the paper's protocol, the default) or a top-k by score. A dropdown
+# shows a None value as no selection at all, so "no cap" is 0 in the control and None in the settings.
+NO_CAP = 0
+MAX_PER_VIDEO_CHOICES = [("no cap (paper)", NO_CAP), ("100 (ActivityNet challenge)", 100), ("50", 50), ("20", 20),
                          ("10", 10), ("5", 5), ("1", 1)]
 BUSY_AFTER_S = 0.25  # say "updating" only when a recompute takes longer than this
 SORT_KEYS = {
@@ -129,7 +131,7 @@ class Explorer:
         self.localization = w.ToggleButtons(options=list(LOCALIZATIONS), value=Config.localization, description="localization",
                                             tooltips=["the paper (Sec. 3.5)", "the authors' released code"])
         self.eval_protocol = w.ToggleButtons(options=list(EVAL_PROTOCOLS), value=Config.eval_protocol, description="evaluation")
-        self.max_per_video = w.Dropdown(options=MAX_PER_VIDEO_CHOICES, value=Config.max_per_video, description="max per video",
+        self.max_per_video = w.Dropdown(options=MAX_PER_VIDEO_CHOICES, value=Config.max_per_video or NO_CAP, description="max per video",
                                         style={"description_width": "110px"}, layout=w.Layout(width="330px"),
                                         tooltip="keep each video's this many highest-scoring detections")
         self.busy = w.HTML()
@@ -215,7 +217,7 @@ class Explorer:
     # -- settings --------------------------------------------------------------------------
     def settings(self) -> dict:
         return dict(threshold=self.threshold.value, gamma=self.gamma.value, localization=self.localization.value,
-                    min_length=self.min_length.value, max_per_video=self.max_per_video.value)
+                    min_length=self.min_length.value, max_per_video=self.max_per_video.value or None)
 
     def _say(self, text: str = "", error: bool = False) -> None:
         color = "#b00020" if error else "#555"
