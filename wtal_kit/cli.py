@@ -319,11 +319,11 @@ def default_workers(device: str) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def explorer_notebook() -> Path:
-    """The Voila app of the explorer: notebooks/explorer.ipynb of the repository checkout."""
-    path = Path(__file__).resolve().parents[1] / "notebooks" / "explorer.ipynb"
+def app_notebook(name: str) -> Path:
+    """A Voila app's notebook (``explorer``, ``sliders``): notebooks/NAME.ipynb of the repository checkout."""
+    path = Path(__file__).resolve().parents[1] / "notebooks" / f"{name}.ipynb"
     if not path.is_file():
-        raise InputError("the explorer notebook is not installed here (it ships with the repository checkout)", file=path)
+        raise InputError(f"the {name} notebook is not installed here (it ships with the repository checkout)", file=path)
     return path
 
 
@@ -351,7 +351,7 @@ def cmd_explore(args) -> int:
 
 def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None) -> int:
     """Serve the explorer until Ctrl-C or SIGTERM (or until the server ends)."""
-    return serve_app(explorer_notebook(), "The detection explorer", "explore",
+    return serve_app(app_notebook("explorer"), "The detection explorer", "explore",
                      {"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)}, host=host, port=port)
 
 
@@ -387,14 +387,6 @@ def serve_app(notebook: Path, title: str, name: str, params: dict, host: str = "
     return 0
 
 
-def sliders_notebook() -> Path:
-    """The Voila app of the live hyperparameter sliders: notebooks/sliders.ipynb of the repository checkout."""
-    path = Path(__file__).resolve().parents[1] / "notebooks" / "sliders.ipynb"
-    if not path.is_file():
-        raise InputError("the sliders notebook is not installed here (it ships with the repository checkout)", file=path)
-    return path
-
-
 def cmd_sliders(args) -> int:
     from wtal_kit import sessions
 
@@ -411,7 +403,7 @@ def cmd_sliders(args) -> int:
     store = Path(args.store).resolve()
     if store.exists() and not store.is_dir():
         raise InputError("not a folder", file=store)
-    return serve_app(sliders_notebook(), "The hyperparameter sliders app", "sliders",
+    return serve_app(app_notebook("sliders"), "The hyperparameter sliders app", "sliders",
                      {"store": store, "preset": args.preset, "layout": args.layout, "workers": args.workers},
                      host=args.host, port=args.port, browser=not args.no_browser)
 

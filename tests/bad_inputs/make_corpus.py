@@ -206,17 +206,22 @@ def make_corpus(folder, *, write: bool = True) -> list[Case]:
     feature_case("feat_text", lambda p: _write_object_npy(p, [["a", "b"]] * len(VIDEOS)))
     feature_case("feat_dimension_changes", lambda p: _write_object_npy(p, _features()[:5] + [np.zeros((5, 3), np.float32)]))
 
-    # HDF5 feature stores, trained on by `wtal train --dataset`
-    def store_case(name, mutate=None, raw=None):
+    def damaged_h5(name, source, mutate=None, raw=None):
+        """folder/NAME.h5: ``raw`` bytes, or a copy of a good file changed by ``mutate(handle)``."""
         path = folder / f"{name}.h5"
         if not write:
             pass
         elif raw is not None:
             path.write_bytes(raw)
         else:
-            shutil.copy(good["store"], path)
+            shutil.copy(source, path)
             with h5py.File(path, "a") as handle:
                 mutate(handle)
+        return path
+
+    # HDF5 feature stores, trained on by `wtal train --dataset`
+    def store_case(name, mutate=None, raw=None):
+        path = damaged_h5(name, good["store"], mutate, raw)
         run = out / name
         case(name, "hdf5-store", ["train", "--dataset", path, *TINY_TRAIN, "--run-dir", run], path.name, run)
 
@@ -251,15 +256,7 @@ def make_corpus(folder, *, write: bool = True) -> list[Case]:
 
     # HDF5 scores files, localized by `wtal localize`
     def scores_case(name, mutate=None, raw=None):
-        path = folder / f"{name}.h5"
-        if not write:
-            pass
-        elif raw is not None:
-            path.write_bytes(raw)
-        else:
-            shutil.copy(good["scores"], path)
-            with h5py.File(path, "a") as handle:
-                mutate(handle)
+        path = damaged_h5(name, good["scores"], mutate, raw)
         detections = out / f"{name}.json"
         case(name, "hdf5-scores", ["localize", "--scores", path, "--out", detections], path.name, detections)
 
