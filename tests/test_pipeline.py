@@ -100,14 +100,20 @@ def test_trained_run_agrees(trained_quick_run):
     assert localizer.evaluate().mean_ap.tolist() == trained_quick_run.mean_ap.tolist()
 
 
+def count_run_searches(monkeypatch) -> list:
+    """A list that grows by one each time the Localizer searches runs (a new threshold, no cached run set)."""
+    import wtal_kit.pipeline as pipeline
+
+    calls = []
+    original = pipeline.runs_in_rows
+    monkeypatch.setattr(pipeline, "runs_in_rows", lambda kept: calls.append(1) or original(kept))
+    return calls
+
+
 def test_gamma_change_only_rescores(random_scores, monkeypatch):
     localizer = Localizer(random_scores)
     localizer.evaluate(threshold=0.5, gamma=0.7)
-    calls = []
-    import wtal_kit.pipeline as pipeline
-
-    original = pipeline.runs_in_rows
-    monkeypatch.setattr(pipeline, "runs_in_rows", lambda kept: calls.append(1) or original(kept))
+    calls = count_run_searches(monkeypatch)
     for gamma in (0.0, 0.3, 1.5):
         localizer.evaluate(threshold=0.5, gamma=gamma)
         localizer.detections(threshold=0.5, gamma=gamma)
@@ -241,13 +247,9 @@ def test_cap_keeps_each_videos_best(random_scores, cap):
 
 def test_cap_changes_with_gamma_not_runs(random_scores, monkeypatch):
     """The cap ranks by score, which gamma changes: a gamma move re-ranks the cached runs, no new runs."""
-    import wtal_kit.pipeline as pipeline
-
     localizer = Localizer(random_scores)
     localizer.evaluate(threshold=0.3, max_per_video=2)
-    calls = []
-    original = pipeline.runs_in_rows
-    monkeypatch.setattr(pipeline, "runs_in_rows", lambda kept: calls.append(1) or original(kept))
+    calls = count_run_searches(monkeypatch)
     for gamma in (0.0, 3.0):
         expected = reference(random_scores, "paper", threshold=0.3, gamma=gamma, max_per_video=2)
         pd.testing.assert_frame_equal(localizer.detections(threshold=0.3, gamma=gamma, max_per_video=2), expected, check_exact=True)
