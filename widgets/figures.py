@@ -263,24 +263,30 @@ def timelines_plotly(views, label: str) -> go.Figure:
 
 
 # -- dispatch, display and files ----------------------------------------------------------------
+# artefact -> (matplotlib figure, plotly figure) of its results; Figure 5 is drawn by timelines()
+FIGURES = {
+    "figure2": (tiou_bars, tiou_bars_plotly),
+    "figure3": (tiou_bars, tiou_bars_plotly),
+    "figure4a": (sweep, sweep_plotly),
+    "figure4b": (sweep, sweep_plotly),
+}
+
+
+def _drawers(results):
+    name = results.artefact.name
+    if name not in FIGURES:
+        raise ValueError(f"no bar or sweep figure for {name!r} (Figure 5: timelines(figure5_views(results), label))")
+    return FIGURES[name]
+
+
 def paper_figure(results):
     """The matplotlib figure of Figure 2, 3, 4a or 4b's results (Figure 5: :func:`timelines`)."""
-    name = results.artefact.name
-    if name in ("figure2", "figure3"):
-        return tiou_bars(results)
-    if name in ("figure4a", "figure4b"):
-        return sweep(results)
-    raise ValueError(f"no bar or sweep figure for {name!r} (Figure 5: timelines(figure5_views(results), label))")
+    return _drawers(results)[0](results)
 
 
 def interactive_figure(results) -> go.Figure:
     """The plotly figure of Figure 2, 3, 4a or 4b's results."""
-    name = results.artefact.name
-    if name in ("figure2", "figure3"):
-        return tiou_bars_plotly(results)
-    if name in ("figure4a", "figure4b"):
-        return sweep_plotly(results)
-    raise ValueError(f"no interactive bar or sweep figure for {name!r}")
+    return _drawers(results)[1](results)
 
 
 def save_figure(fig, path_without_suffix) -> list[Path]:
