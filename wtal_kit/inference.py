@@ -40,7 +40,55 @@ def build_model(config: Config, num_classes: int, generator: torch.Generator | N
     )
 
 
+def length_batches(lengths, max_batch_segments: int = MAX_BATCH_SEGMENTS):
+    """Videos grouped by length for inference: index arrays into ``lengths``, shortest videos first.
+
+    A batch holds at most ``max_batch_segments`` padded segments (its count times its longest
+    video's length); a video longer than that is a batch of its own.
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and (stop - start + 1) * lengths[order[stop]] <= max_batch_segments:
+            stop += 1
+        yield order[start:stop]
+        start = stop
+
+
 @torch.inference_mode()
+def infer_batches(model: WtalModel, lengths, batch_of, num_classes: int, config: Config, device,
+                  progress: bool = False, max_batch_segments: int = MAX_BATCH_SEGMENTS) -> tuple[list, np.ndarray]:
+    """The inference loop over :func:`length_batches`, whatever holds the features.
+
+    ``batch_of(chunk)`` -> (x: (b, T, d) float32 zero-padded, lengths: (b,) int64), both on ``device``,
+    for the videos ``chunk`` (indices into ``lengths``). Returns (logits: list of (n_i, C) float32 in
+    the order of ``lengths``, video_probs: (N, C) float32).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    was_training = model.training
+    model.eval()
+    logits_out: list = [None] * len(lengths)
+    probs_out = np.zeros((len(lengths), num_classes), dtype=np.float32)  # (N, C)
+    autocast = device.type == "cuda" and config.bf16
+    bar = tqdm(total=len(lengths), desc="inference", unit="video", disable=not progress, leave=False)
+    for chunk in length_batches(lengths, max_batch_segments):
+        x, lengths_t = batch_of(chunk)  # (b, T, d), (b,)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            _, cas, logits = model(x)  # (b, T, C) each
+        probs = losses.video_probs(cas.float(), lengths_t, block_size=config.effective_block_size, k=config.k)  # (b, C)
+        logits = logits.float().cpu().numpy()
+        probs = probs.float().cpu().numpy()
+        for row, j in enumerate(chunk):
+            logits_out[j] = logits[row, : lengths[j]].copy()
+            probs_out[j] = probs[row]
+        bar.update(len(chunk))
+    bar.close()
+    model.train(was_training)
+    return logits_out, probs_out
+
+
 def infer(
     model: WtalModel,
     dataset: FeatureDataset,
@@ -58,40 +106,16 @@ def infer(
     ``indices``, video_probs: (N, C) float32 P(c|V)).
     """
     device = device or next(model.parameters()).device
-    indices = list(indices)
-    was_training = model.training
-    model.eval()
     arrays = [dataset.features(i) for i in indices]
-    order = np.argsort([len(a) for a in arrays], kind="stable")
-    logits_out: list = [None] * len(indices)
-    probs_out = np.zeros((len(indices), dataset.annotations.num_classes), dtype=np.float32)  # (N, C)
-    autocast = device.type == "cuda" and config.bf16
-    bar = tqdm(total=len(indices), desc="inference", unit="video", disable=not progress, leave=False)
-    start = 0
-    while start < len(order):
-        stop = start + 1
-        while stop < len(order) and (stop - start + 1) * len(arrays[order[stop]]) <= max_batch_segments:
-            stop += 1
-        chunk = order[start:stop]
-        lengths = np.array([len(arrays[j]) for j in chunk], dtype=np.int64)
-        batch = np.zeros((len(chunk), int(lengths.max()), dataset.feature_dim), dtype=np.float32)  # (b, T, d)
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)  # (N,)
+
+    def batch_of(chunk):
+        batch = np.zeros((len(chunk), int(lengths[chunk].max()), dataset.feature_dim), dtype=np.float32)  # (b, T, d)
         for row, j in enumerate(chunk):
-            batch[row, : lengths[row]] = arrays[j]
-        x = torch.from_numpy(batch).to(device, non_blocking=True)
-        lengths_t = torch.from_numpy(lengths).to(device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            _, cas, logits = model(x)  # (b, T, C) each
-        probs = losses.video_probs(cas.float(), lengths_t, block_size=config.effective_block_size, k=config.k)  # (b, C)
-        logits = logits.float().cpu().numpy()
-        probs = probs.float().cpu().numpy()
-        for row, j in enumerate(chunk):
-            logits_out[j] = logits[row, : lengths[row]].copy()
-            probs_out[j] = probs[row]
-        bar.update(len(chunk))
-        start = stop
-    bar.close()
-    model.train(was_training)
-    return logits_out, probs_out
+            batch[row, : lengths[j]] = arrays[j]
+        return torch.from_numpy(batch).to(device, non_blocking=True), torch.from_numpy(lengths[chunk]).to(device)
+
+    return infer_batches(model, lengths, batch_of, dataset.annotations.num_classes, config, device, progress, max_batch_segments)
 
 
 def scores_attrs(config: Config, name: str, subset: str, checkpoint: str) -> dict:

@@ -49,7 +49,15 @@ from wtal_kit.data.hdf5 import Scores, write_scores
 from wtal_kit.data.jsonio import write_detections_json
 from wtal_kit.datasets import dataset_label, is_synthetic, load_dataset, split_subsets
 from wtal_kit.errors import InputError
-from wtal_kit.inference import MAX_BATCH_SEGMENTS, build_model, infer, resolve_device, scores_attrs, scores_in_memory
+from wtal_kit.inference import (
+    MAX_BATCH_SEGMENTS,
+    build_model,
+    infer,
+    infer_batches,
+    resolve_device,
+    scores_attrs,
+    scores_in_memory,
+)
 from wtal_kit.pipeline import Evaluation, Localizer
 from wtal_kit.runs import (
     BEST_CHECKPOINT,
@@ -556,41 +564,20 @@ class _Evaluated:
     evaluation: Evaluation
 
 
-@torch.inference_mode()
 def infer_stored(model, store: FeatureStore, num_classes: int, config: Config,
                  max_batch_segments: int = MAX_BATCH_SEGMENTS) -> tuple[list, np.ndarray]:
     """:func:`wtal_kit.inference.infer` of every video of ``store``, batches gathered on its device.
 
-    The same batches as ``infer`` (videos sorted by length, at most ``max_batch_segments`` padded
-    segments each, zero padding), hence the same numbers; no video is read or copied again.
-    Returns (logits: list of (n_i, C) float32 in the store's order, video_probs: (N, C) float32).
+    The same loop and batches as ``infer`` (:func:`wtal_kit.inference.infer_batches`), hence the
+    same numbers; no video is read or copied again. Returns (logits: list of (n_i, C) float32 in
+    the store's order, video_probs: (N, C) float32).
     """
-    was_training = model.training
-    model.eval()
-    order = np.argsort(store.lengths, kind="stable")  # as infer sorts its videos
-    logits_out: list = [None] * len(store)
-    probs_out = np.zeros((len(store), num_classes), dtype=np.float32)  # (N, C)
-    autocast = store.device.type == "cuda" and config.bf16
-    start = 0
-    while start < len(order):
-        stop = start + 1
-        while stop < len(order) and (stop - start + 1) * store.lengths[order[stop]] <= max_batch_segments:
-            stop += 1
-        chunk = order[start:stop]
-        lengths = store.lengths[chunk]  # (b,)
-        meta = torch.from_numpy(np.stack([store.offsets[chunk], lengths])).to(store.device)  # (2, b)
-        x = store.gather(meta[0], meta[1], int(lengths.max()))  # (b, T, d)
-        with torch.autocast(device_type=store.device.type, dtype=torch.bfloat16, enabled=autocast):
-            _, cas, logits = model(x)  # (b, T, C) each
-        probs = losses.video_probs(cas.float(), meta[1], block_size=config.effective_block_size, k=config.k)  # (b, C)
-        logits = logits.float().cpu().numpy()
-        probs = probs.float().cpu().numpy()
-        for row, j in enumerate(chunk):
-            logits_out[j] = logits[row, : lengths[row]].copy()
-            probs_out[j] = probs[row]
-        start = stop
-    model.train(was_training)
-    return logits_out, probs_out
+    def batch_of(chunk):
+        meta = torch.from_numpy(np.stack([store.offsets[chunk], store.lengths[chunk]])).to(store.device)  # (2, b)
+        return store.gather(meta[0], meta[1], int(store.lengths[chunk].max())), meta[1]  # (b, T, d), (b,)
+
+    return infer_batches(model, store.lengths, batch_of, num_classes, config, store.device,
+                         max_batch_segments=max_batch_segments)
 
 
 def _evaluate(state: _State, dataset, split: _Split, config: Config, device, checkpoint: str, iteration: int,
