@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 
 import numpy as np
 import pandas as pd
@@ -256,3 +257,46 @@ def test_background_refresh_reports_errors_in_one_line(scores, tmp_path, monkeyp
     app.threshold.value = 0.45
     assert app.wait(30)
     assert app.message.value == ""  # working again
+
+
+def test_a_move_during_a_background_redraw_is_not_lost(scores, tmp_path):
+    """The background refresh silences only its own control changes: a slider moved meanwhile is taken."""
+    import threading
+
+    app = Explorer(Localizer(scores), path_policy=PathPolicy([tmp_path]), background=True)
+    gate, inside = threading.Event(), threading.Event()
+    fill = app._fill_list
+
+    def slow_fill():
+        with app._quietly():  # as _fill_list is while it replaces the list's options
+            inside.set()
+            assert gate.wait(20)
+        fill()
+
+    app._fill_list = slow_fill
+    app.threshold.value = 0.4
+    assert inside.wait(10)
+    app.threshold.value = 0.6  # from the kernel's thread, while the background one is quiet
+    gate.set()
+    assert app.wait(30)
+    settings = dict(threshold=0.6, gamma=app.gamma.value, localization="paper", min_length=1)
+    assert table_numbers(app.map_table.value) == expected_map_rows(Localizer(scores), settings)
+
+
+def test_a_failed_background_refresh_keeps_its_error_and_clears_updating(scores, tmp_path, monkeypatch):
+    app = Explorer(Localizer(scores), path_policy=PathPolicy([tmp_path]), background=True)
+    monkeypatch.setattr("widgets.explorer.BUSY_AFTER_S", 0.0)  # "updating" at once
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no evaluation today")
+
+    monkeypatch.setattr(app.localizer, "evaluate", broken)
+    app.request_refresh(note="opened something")
+    assert app.wait(30)
+    time.sleep(0.2)  # the timer's thread has looked by now, and must have found the refresh ended
+    assert "no evaluation today" in app.message.value and "opened something" not in app.message.value
+    assert app.busy.value == ""
+    monkeypatch.undo()
+    app.request_refresh(note="opened something")
+    assert app.wait(30)
+    assert "opened something" in app.message.value

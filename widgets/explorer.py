@@ -22,6 +22,7 @@ import html
 import json
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import ipywidgets as w
@@ -120,7 +121,12 @@ class Explorer:
         self.label = label
         self.path_policy = path_policy
         self._compared_ap = {}  # (name, eval protocol) -> per-class AP at TABLE_THRESHOLDS (fixed detections: once)
-        self._building = True
+        # Control changes the explorer makes itself must not be taken for the user's. The flag is per
+        # thread: a background refresh filling the list must not silence a slider the user moves meanwhile.
+        self._quiet = threading.local()
+        self._busy_lock = threading.Lock()
+        self._finished = 0  # generation of the last background refresh that ended
+        self._quiet.on = True
 
         slider = dict(continuous_update=True, readout_format=".2f", style={"description_width": "110px"}, layout=w.Layout(width="380px"))
         self.threshold = w.FloatSlider(value=Config.threshold, min=0.05, max=0.95, step=0.01, description="threshold", **slider)
@@ -178,7 +184,7 @@ class Explorer:
         self.export_button.on_click(lambda button: self._guard(self._draw_exports))
 
         self.widget = self._layout()
-        self._building = False
+        self._quiet.on = False
         self.refresh()  # the first page: drawn before it is shown
         for figure in (self.timeline.figure, self.class_chart, self.error_chart):
             sync_initial_state(figure)  # what the page shows first
@@ -223,35 +229,56 @@ class Explorer:
         color = "#b00020" if error else "#555"
         self.message.value = f"<div style='color:{color}'>{html.escape(text)}</div>" if text else ""
 
-    def _guard(self, action, *args) -> None:
-        """Run an update; any error becomes one line in the page (never a traceback)."""
+    def _guard(self, action, *args) -> bool:
+        """Run an update; any error becomes one line in the page (never a traceback). True if it ran through."""
         try:
             action(*args)
+            return True
         except wtal_kit.WtalError as exc:
             self._say(str(exc), error=True)
         except Exception as exc:  # noqa: BLE001 - the page must keep working
             self._say(f"{type(exc).__name__}: {exc}", error=True)
+        return False
+
+    @contextmanager
+    def _quietly(self):
+        """Control changes made inside (by the explorer itself, in this thread) trigger no handler."""
+        before = self._is_quiet()
+        self._quiet.on = True
+        try:
+            yield
+        finally:
+            self._quiet.on = before
+
+    def _is_quiet(self) -> bool:
+        return getattr(self._quiet, "on", False)
 
     def _on_settings(self, change) -> None:
-        if not self._building:
+        if not self._is_quiet():
             self.request_refresh()
 
     def request_refresh(self, note: str = "") -> None:
         """Recompute the whole split (in the background in the app); ``note``: a line to say once drawn."""
         def job(generation: int) -> None:
-            self._guard(self.refresh, generation)
-            if note and not self.worker.superseded(generation):
-                self._say(note)
+            try:
+                if self._guard(self.refresh, generation) and note and not self.worker.superseded(generation):
+                    self._say(note)  # an error stays on the page instead
+            finally:
+                with self._busy_lock:
+                    self._finished = max(self._finished, generation)
+                    if not self.worker.superseded(generation):
+                        self.busy.value = ""
 
-        self.worker.submit(job)
+        generation = self.worker.submit(job)
         if self.worker.background:
-            timer = threading.Timer(BUSY_AFTER_S, self._show_busy)
+            timer = threading.Timer(BUSY_AFTER_S, self._show_busy, args=(generation,))
             timer.daemon = True
             timer.start()
 
-    def _show_busy(self) -> None:
-        if self.worker.busy:
-            self.busy.value = "<span style='color:#555'>updating …</span>"
+    def _show_busy(self, generation: int) -> None:
+        with self._busy_lock:  # not once that refresh (or a newer one) has ended
+            if self._finished < generation:
+                self.busy.value = "<span style='color:#555'>updating …</span>"
 
     def wait(self, timeout: float | None = 30) -> bool:
         """Wait for background recomputes to finish (tests, scripts); False on timeout."""
@@ -259,10 +286,9 @@ class Explorer:
 
     def _on_localization(self, change) -> None:
         # the released code keeps runs of 2 or more segments, the paper every run
-        self._building = True
-        self.min_length.value = DEFAULT_MIN_LENGTH[change["new"]]
-        self.threshold.disabled = change["new"] == "wsad_code"  # the released code's threshold is the per-video midpoint
-        self._building = False
+        with self._quietly():
+            self.min_length.value = DEFAULT_MIN_LENGTH[change["new"]]
+            self.threshold.disabled = change["new"] == "wsad_code"  # the released code's threshold is the per-video midpoint
 
     # -- the whole split ---------------------------------------------------------------------
     def refresh(self, generation: int | None = None) -> None:
@@ -300,8 +326,6 @@ class Explorer:
         self._draw_video()
         self.exports.value = ""  # made on demand (the export button): they would cost more than the update itself
         self._say()
-        if not stale():
-            self.busy.value = ""
 
     def _compared_per_class(self, name: str, protocol: str) -> pd.DataFrame:
         key = (name, protocol)
@@ -351,9 +375,8 @@ class Explorer:
             for row in table.itertuples()
         ]
         current = self.videos.value
-        self._building = True
-        self.videos.options = options
-        self._building = False
+        with self._quietly():
+            self.videos.options = options
         values = [value for _, value in options]
         if current in values:
             self.videos.value = current  # no change event: the same value
@@ -364,22 +387,21 @@ class Explorer:
         self._guard(self._fill_list)
 
     def _on_video(self, change) -> None:
-        if self._building or change["new"] is None:
+        if self._is_quiet() or change["new"] is None:
             return
         self._guard(self._pick_video, change["new"])
 
     def _pick_video(self, video: str) -> None:
-        self._building = True
-        self.klass.options = self.localizer.top_classes(video)
-        self.klass.value = self.klass.options[0]
-        duration = float(self.localizer.annotations.durations[self.localizer._video_index(video)])
-        self.cursor.max = max(duration, 0.01)
-        self.cursor.value = 0.0
-        self._building = False
+        with self._quietly():
+            self.klass.options = self.localizer.top_classes(video)
+            self.klass.value = self.klass.options[0]
+            duration = float(self.localizer.annotations.durations[self.localizer._video_index(video)])
+            self.cursor.max = max(duration, 0.01)
+            self.cursor.value = 0.0
         self._draw_video()
 
     def _on_class(self, change) -> None:
-        if not self._building:
+        if not self._is_quiet():
             self._guard(self._draw_video)
 
     # -- one video -----------------------------------------------------------------------------
@@ -393,10 +415,9 @@ class Explorer:
         if self.videos.value is None:
             return
         if self.klass.value is None or self.klass.value not in self.localizer.classes:
-            self._building = True
-            self.klass.options = self.localizer.top_classes(self.videos.value)
-            self.klass.value = self.klass.options[0]
-            self._building = False
+            with self._quietly():
+                self.klass.options = self.localizer.top_classes(self.videos.value)
+                self.klass.value = self.klass.options[0]
         view = self.current_view()
         self.view = view
         compared = {}
@@ -406,7 +427,7 @@ class Explorer:
         self.cursor_info.value = html.escape(cursor_report(view, self.cursor.value))
 
     def _on_cursor(self, change) -> None:
-        if self._building or getattr(self, "view", None) is None:
+        if self._is_quiet() or getattr(self, "view", None) is None:
             return
         self.timeline.move_cursor(change["new"], self.timeline_data["layout"]["y_range"])
         self.cursor_info.value = html.escape(cursor_report(self.view, change["new"]))
