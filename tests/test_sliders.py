@@ -7,6 +7,7 @@ at a given iteration makes "while it trains" exact, with no timing in the assert
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -134,6 +135,33 @@ def test_a_second_identical_request_is_served_from_the_store(finished, smoke):
         threshold=0.3, gamma=smoke.gamma, localization=smoke.localization, iou_thresholds=smoke.iou_thresholds).mean_ap
     assert other.mean_ap.to_dict() == pytest.approx(expected.to_dict())
     assert not other.mean_ap.equals(first.mean_ap)
+    # a cap on detections per video is an evaluation setting too: the same entry, re-evaluated with the cap
+    capped = session.submit(smoke.replace(kappa=2.0, max_per_video=1), smoke)
+    assert capped.status == "store" and capped.key == first.key
+    expected = Localizer(load_run(first.run_dir).scores(progress=False)).evaluate(
+        threshold=smoke.threshold, gamma=smoke.gamma, localization=smoke.localization, max_per_video=1,
+        iou_thresholds=smoke.iou_thresholds).mean_ap
+    assert capped.mean_ap.to_dict() == pytest.approx(expected.to_dict())
+    assert not capped.mean_ap.equals(first.mean_ap)
+    session.close()
+
+
+def test_a_run_stopped_while_it_waits_for_its_key_never_trains(tmp_path, smoke, monkeypatch):
+    import wtal_kit.training
+
+    monkeypatch.setattr(wtal_kit.training, "train", lambda *args, **kwargs: pytest.fail("trained after Stop"))
+    session = sessions.Session(tmp_path / "store", workers=1)
+    config = smoke.replace(seed=7)
+    with session.store.lock(experiments.config_key(sessions.training_config(config, smoke))):  # another runner holds the key
+        run = session.submit(config, smoke)
+        deadline = time.time() + WAIT
+        while run.status != "running" and time.time() < deadline:  # the worker took it and waits for the lock
+            time.sleep(0.01)
+        assert run.status == "running"
+        session.stop(run)
+    assert run.finished.wait(WAIT)
+    assert run.status == "cancelled" and "before it started" in run.message
+    assert not session.stopped_path(run.key).exists()  # nothing kept as a stopped run
     session.close()
 
 

@@ -56,7 +56,8 @@ from wtal_kit.errors import InputError, WtalError
 
 EVENTS = ("queued", "started", "iteration", "evaluation", "finished")
 STATUSES = ("queued", "running", "finished", "store", "stopped", "cancelled", "failed")
-LOCALIZATION_FIELDS = ("localization", "threshold", "gamma", "min_length", "eval_protocol", "iou_thresholds")
+# What a run may change without training anew (its stored scores are re-evaluated): the evaluation fields.
+LOCALIZATION_FIELDS = tuple(sorted(experiments.NOT_TRAINING_FIELDS - {"device", "feature_cache_mb", "checkpoint_selection"}))
 STOPPED = ".stopped"  # <store>/.stopped/<key>/: runs that Stop ended (the store's keys() skips dot-folders)
 SOURCE = "wtal sliders"  # entry.json "source" of the entries this module publishes
 
@@ -400,6 +401,9 @@ class Session:
             if entry is not None:
                 self._serve_from_store(run, entry, emit=False)
                 return
+            if run.stop_event.is_set():  # stopped while it waited for the key: nothing to load or evaluate
+                run.status, run.message = "cancelled", "stopped before it started"
+                return
             stopped = self.stopped_path(key)
             for stale in (store.root / ".tmp").glob(f"{key}.*"):  # left by a killed process (we hold the key's lock)
                 shutil.rmtree(stale, ignore_errors=True)
@@ -477,13 +481,13 @@ class Session:
 
     def _mean_ap(self, run: Run) -> pd.Series:
         """The final mAP at the localization settings asked for (re-evaluated from the scores if they differ)."""
-        from wtal_kit.runs import load_run, map_from_json
+        from wtal_kit.runs import load_run
 
         loaded = load_run(run.run_dir)
         saved = loaded.config
         if all(getattr(saved, f) == getattr(run.config, f) for f in LOCALIZATION_FIELDS):
-            return map_from_json(loaded.results["map"])
-        settings = {f: getattr(run.config, f) for f in ("threshold", "gamma", "localization", "min_length")}
+            return loaded.mean_ap
+        settings = {f: getattr(run.config, f) for f in ("threshold", "gamma", "localization", "min_length", "max_per_video")}
         localizer = loaded.localizer(progress=False)
         return localizer.evaluate(**settings, iou_thresholds=run.config.iou_thresholds,
                                   eval_protocol=run.config.eval_protocol).mean_ap
