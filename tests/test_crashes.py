@@ -471,3 +471,15 @@ def test_what_cannot_fit_is_refused_before_anything_is_written(tmp_path):
     assert str(raised.value) == f"{tmp_path / 'big.h5'}: cannot write: No space left on device (disk full)"
     assert str(pickle.loads(pickle.dumps(raised.value))) == str(raised.value)  # crosses a process pool intact
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input_found_while_writing_is_reported_as_it_is_without_probing_the_disk(tmp_path, monkeypatch):
+    import wtal_kit.atomic as atomic
+    from wtal_kit.errors import InputError
+
+    monkeypatch.setattr(atomic, "_disk_problem", lambda tmp: pytest.fail("the disk was probed for an input error"))
+    with pytest.raises(InputError, match="video 'v3'"):
+        with atomic.atomic_path(tmp_path / "store.h5") as tmp:
+            tmp.write_bytes(b"half of it")
+            raise InputError("non-finite features", video="v3")
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone, no target

@@ -141,7 +141,10 @@ def atomic_path(path, expected_bytes: int | None = None):
         os.replace(tmp, path)
     except BaseException as error:
         code = getattr(error, "errno", None) if isinstance(error, OSError) else None
-        if code not in DISK_ERRNOS and tmp is not None and isinstance(error, Exception):
+        # A library that hides a full disk behind its own error (torch.save, h5py): probe the disk. Not for
+        # our own errors (bad input found halfway through): they are what went wrong, and a probe of a
+        # large half-written file would cost an fsync.
+        if code not in DISK_ERRNOS and tmp is not None and isinstance(error, Exception) and not isinstance(error, WtalError):
             code = _disk_problem(tmp)
         if tmp is not None:
             tmp.unlink(missing_ok=True)
