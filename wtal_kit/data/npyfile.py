@@ -13,8 +13,8 @@ Every failure is one :class:`~wtal_kit.errors.InputError` naming the file.
 
 from __future__ import annotations
 
-import io
 import math
+import os
 import pickle
 from pathlib import Path
 
@@ -132,30 +132,31 @@ def load_npy(path) -> np.ndarray:
     if not path.is_file():
         raise InputError("file not found", file=path)
     try:
-        data = path.read_bytes()
+        handle = open(path, "rb")  # read as a stream: a W-TALC feature file is gigabytes, held once
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror or exc})", file=path) from None
-    handle = io.BytesIO(data)
-    try:
-        shape, fortran_order, dtype = _read_header(handle, path)
-    except InputError:
-        raise
-    except Exception as exc:  # ValueError for a bad magic string or header, EOFError, SyntaxError in the header
-        raise InputError(f"not a .npy array file ({_first_line(exc)})", file=path) from None
-    body = data[handle.tell():]
-    if not dtype.hasobject:
-        expected = math.prod(shape) * dtype.itemsize
-        if len(body) != expected:
-            raise InputError(f"the header announces {shape} {dtype} ({expected} bytes) but the file holds {len(body)}", file=path)
+    with handle:
         try:
-            return np.load(io.BytesIO(data), allow_pickle=False)
-        except Exception as exc:
-            raise InputError(f"not a readable .npy array file ({_first_line(exc)})", file=path) from None
-    try:
-        # encoding="bytes": the W-TALC files were written by Python 2, whose str arrives as bytes
-        array = _ArrayUnpickler(io.BytesIO(body), encoding="bytes").load()
-    except Exception as exc:  # a damaged or hostile pickle can raise nearly anything
-        raise InputError(f"cannot read the object array ({type(exc).__name__}: {_first_line(exc)})", file=path) from None
+            shape, fortran_order, dtype = _read_header(handle, path)
+        except InputError:
+            raise
+        except Exception as exc:  # ValueError for a bad magic string or header, EOFError, SyntaxError in the header
+            raise InputError(f"not a .npy array file ({_first_line(exc)})", file=path) from None
+        body_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
+        if not dtype.hasobject:
+            expected = math.prod(shape) * dtype.itemsize
+            if body_bytes != expected:
+                raise InputError(f"the header announces {shape} {dtype} ({expected} bytes) but the file holds {body_bytes}", file=path)
+            try:
+                handle.seek(0)
+                return np.load(handle, allow_pickle=False)
+            except Exception as exc:
+                raise InputError(f"not a readable .npy array file ({_first_line(exc)})", file=path) from None
+        try:
+            # encoding="bytes": the W-TALC files were written by Python 2, whose str arrives as bytes
+            array = _ArrayUnpickler(handle, encoding="bytes").load()
+        except Exception as exc:  # a damaged or hostile pickle can raise nearly anything
+            raise InputError(f"cannot read the object array ({type(exc).__name__}: {_first_line(exc)})", file=path) from None
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         got = array.shape if isinstance(array, np.ndarray) else type(array).__name__
         raise InputError(f"the header announces an array of shape {shape}, the file holds {got}", file=path)
