@@ -166,19 +166,30 @@ class BatchSampler:
         return np.asarray(chosen, dtype=np.int64)
 
 
+def draw_windows(lengths, max_segments: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each video's training window: (start, length), (B,) int64 each, from video lengths (B,).
+
+    A video longer than ``max_segments`` gets a random window of that many segments (one
+    ``rng.integers`` per such video, in order); a shorter one is taken whole from 0. Both data
+    paths (:func:`make_batch`, :meth:`FeatureStore.windows`) draw through here, so for the same
+    ``rng`` state they cut the same windows.
+    """
+    lengths = np.array(lengths, dtype=np.int64)  # (B,), a copy
+    starts = np.zeros(len(lengths), dtype=np.int64)  # (B,)
+    for b, n in enumerate(lengths.tolist()):
+        if n > max_segments:
+            starts[b] = int(rng.integers(0, n - max_segments + 1))
+            lengths[b] = max_segments
+    return starts, lengths
+
+
 def make_batch(arrays: list[np.ndarray], max_segments: int, rng: np.random.Generator):
     """Random windows of at most ``max_segments`` segments, zero-padded.
 
     Returns features (B, T, d) float32 and lengths (B,) int64, T = longest window.
     """
-    windows = []
-    for array in arrays:
-        n = len(array)
-        if n > max_segments:
-            start = int(rng.integers(0, n - max_segments + 1))
-            array = array[start : start + max_segments]
-        windows.append(array)
-    lengths = np.array([len(w) for w in windows], dtype=np.int64)
+    starts, lengths = draw_windows([len(array) for array in arrays], max_segments, rng)
+    windows = [array[start : start + n] for array, start, n in zip(arrays, starts, lengths)]
     batch = np.zeros((len(windows), int(lengths.max()), windows[0].shape[1]), dtype=np.float32)  # (B, T, d)
     for i, window in enumerate(windows):
         batch[i, : len(window)] = window
@@ -286,13 +297,8 @@ class FeatureStore:
         ``rng.integers`` per video longer than ``max_segments``, in batch order).
         """
         positions = np.array([self.position[int(index)] for index in batch_indices], dtype=np.int64)  # (B,)
-        starts = self.offsets[positions].copy()  # (B,)
-        lengths = self.lengths[positions].copy()  # (B,)
-        for b, n in enumerate(lengths):
-            if n > max_segments:
-                starts[b] += int(rng.integers(0, n - max_segments + 1))
-                lengths[b] = max_segments
-        return starts, lengths
+        starts, lengths = draw_windows(self.lengths[positions], max_segments, rng)  # (B,), (B,): local to each video
+        return self.offsets[positions] + starts, lengths
 
     def gather(self, starts: torch.Tensor, lengths: torch.Tensor, steps: int) -> torch.Tensor:
         """Rows ``starts[b] .. starts[b] + lengths[b] - 1`` of each video b, zero-padded to ``steps``: (B, steps, d).
