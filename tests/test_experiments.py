@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from wtal_kit import experiments as E
-from wtal_kit.config import Config
 from wtal_kit.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]

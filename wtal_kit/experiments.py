@@ -43,6 +43,7 @@ import pandas as pd
 
 from wtal_kit.atomic import atomic_write_text
 from wtal_kit.config import Config
+from wtal_kit.data.jsonio import read_json_object
 from wtal_kit.errors import InputError, WtalError
 
 MODES = ("smoke", "quick", "full")
@@ -251,7 +252,7 @@ class Entry:
 
     @property
     def info(self) -> dict:
-        return self._json_object(self.path / ENTRY)
+        return read_json_object(self.path / ENTRY)
 
     @property
     def config(self) -> Config:
@@ -259,7 +260,7 @@ class Entry:
 
     @property
     def results(self) -> dict:
-        results = self._json_object(self.path / "results.json")
+        results = read_json_object(self.path / "results.json")
         mean_ap = results.get("map")
         if not isinstance(mean_ap, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mean_ap.values()):
             raise InputError("no 'map' object of numbers (an unfinished or damaged entry)", file=self.path / "results.json", field="map")
@@ -272,19 +273,6 @@ class Entry:
             return pd.read_csv(path)
         except (OSError, ValueError) as exc:  # missing, not CSV, not UTF-8
             raise InputError(f"cannot read ({type(exc).__name__})", file=path) from None
-
-    @staticmethod
-    def _json_object(path: Path) -> dict:
-        """A store file read as a JSON object; a damaged one is one InputError naming it."""
-        try:
-            data = json.loads(path.read_bytes())
-        except OSError as exc:
-            raise InputError(f"cannot read ({exc.strerror or type(exc).__name__})", file=path) from None
-        except (ValueError, RecursionError) as exc:
-            raise InputError(f"not valid JSON ({type(exc).__name__})", file=path) from None
-        if not isinstance(data, dict):
-            raise InputError("top level must be a JSON object", file=path)
-        return data
 
     def run(self):
         """The entry as a :class:`wtal_kit.runs.Run` (scores, localizer, model)."""

@@ -27,6 +27,7 @@ from wtal_kit.atomic import atomic_path, atomic_write_text
 from wtal_kit.config import Config
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.hdf5 import Scores, read_scores, write_scores
+from wtal_kit.data.jsonio import read_json_object
 from wtal_kit.datasets import load_dataset, split_subsets
 from wtal_kit.errors import InputError
 from wtal_kit.inference import build_model, infer, resolve_device, scores_attrs
@@ -232,12 +233,5 @@ def load_run(run_dir) -> Run:
         raise InputError("no such run directory", file=path)
     config = Config.from_json(path / CONFIG)
     results_path = path / RESULTS
-    results = {}
-    if results_path.is_file():
-        try:
-            results = json.loads(results_path.read_bytes())
-        except (ValueError, RecursionError) as exc:
-            raise InputError(f"not valid JSON ({type(exc).__name__}: {str(exc)[:120]})", file=results_path) from None
-        if not isinstance(results, dict):
-            raise InputError("top level must be a JSON object", file=results_path)
+    results = read_json_object(results_path) if results_path.is_file() else {}
     return Run(path=path, config=config, results=results)

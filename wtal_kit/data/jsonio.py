@@ -30,12 +30,15 @@ from wtal_kit.data.tables import check_detections
 from wtal_kit.errors import InputError
 
 
-def _read_json(path) -> dict:
+def read_json_object(path) -> dict:
+    """A JSON file whose top level is an object; anything else is one InputError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", file=path)
     try:
         data = json.loads(path.read_bytes())
+    except OSError as exc:  # unreadable (permissions, a folder's race)
+        raise InputError(f"cannot read ({exc.strerror or type(exc).__name__})", file=path) from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits, deep nesting
         raise InputError(f"not valid JSON ({type(exc).__name__}: {str(exc)[:120]})", file=path) from None
     if not isinstance(data, dict):
@@ -99,7 +102,7 @@ def read_ground_truth_json(path, subset: str | None = None, classes=None, name: 
     ``subset`` keeps only the videos of that subset.
     """
     path = Path(path)
-    data = _read_json(path)
+    data = read_json_object(path)
     database = data.get("database")
     if not isinstance(database, dict):
         raise InputError("no 'database' object (ActivityNet ground-truth format)", file=path, field="database")
@@ -175,7 +178,7 @@ def read_detections_json(path, classes=None) -> pd.DataFrame:
     file would otherwise silently score 0).
     """
     path = Path(path)
-    data = _read_json(path)
+    data = read_json_object(path)
     results = data.get("results")
     if not isinstance(results, dict):
         raise InputError("no 'results' object (ActivityNet results format)", file=path, field="results")
