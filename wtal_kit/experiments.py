@@ -311,37 +311,62 @@ class ResultsStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @contextmanager
+    def new_entry(self, key: str):
+        """Make entry ``key``, whole or not at all: yields None when the store has it (perhaps made by
+        another process while this one waited for the key's lock), else an :class:`EntryDraft`.
+
+        Fill ``draft.path`` (an empty scratch folder) and call ``draft.publish(...)``: the folder is
+        renamed into place in one step. Left unpublished, or on an error, the scratch is removed. A
+        killed process's scratch folders of the key are removed first (the key's lock is held).
+        """
+        with self.lock(key):
+            if self.get(key) is not None:
+                yield None
+                return
+            for stale in (self.root / ".tmp").glob(f"{key}.*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            scratch = self.root / ".tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            scratch.mkdir(parents=True)
+            try:
+                yield EntryDraft(self, key, scratch)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)  # gone already once published (or moved away)
+
     def compute(self, job: Job, *, progress: bool = False) -> tuple[str, Entry]:
         """The job's entry: ("cached", entry) when present, else train it and ("trained", entry)."""
         entry = self.get(job.key)
         if entry is not None:
             return "cached", entry
-        with self.lock(job.key):
-            entry = self.get(job.key)  # another process may have made it while we waited
-            if entry is not None:
-                return "cached", entry
+        with self.new_entry(job.key) as draft:
+            if draft is None:
+                return "cached", self.get(job.key)
             from wtal_kit.training import train
 
-            for stale in (self.root / ".tmp").glob(f"{job.key}.*"):  # left by a killed process (we hold the key's lock)
-                shutil.rmtree(stale, ignore_errors=True)
-            scratch = self.root / ".tmp" / f"{job.key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-            scratch.mkdir(parents=True)
-            try:
-                started = time.perf_counter()
-                train(job.config, scratch, progress=progress, quiet=not progress)
-                atomic_write_text(scratch / ENTRY, json.dumps({
-                    "key": job.key,
-                    "seed": job.config.seed,
-                    "uses": [list(use) for use in job.uses],
-                    "seconds": time.perf_counter() - started,
-                    "host": socket.gethostname(),
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }, indent=2))
-                os.replace(scratch, self.path(job.key))  # the entry appears whole, or not at all
-            except BaseException:
-                shutil.rmtree(scratch, ignore_errors=True)
-                raise
+            started = time.perf_counter()
+            train(job.config, draft.path, progress=progress, quiet=not progress)
+            draft.publish({"seed": job.config.seed, "uses": [list(use) for use in job.uses],
+                           "seconds": time.perf_counter() - started})
         return "trained", self.get(job.key)
+
+
+@dataclass
+class EntryDraft:
+    """An entry being made (:meth:`ResultsStore.new_entry`): its files go into ``path``."""
+
+    store: ResultsStore
+    key: str
+    path: Path
+
+    def publish(self, info: dict | None = None) -> None:
+        """Write entry.json (``info`` plus key, host and time; None: ``path`` holds one already) and
+        rename the folder into place: the entry appears whole."""
+        if info is not None:
+            atomic_write_text(self.path / ENTRY, json.dumps({
+                "key": self.key, **info, "host": socket.gethostname(),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }, indent=2))
+        os.replace(self.path, self.store.path(self.key))
 
 
 # -- the runner --------------------------------------------------------------------------------

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import shutil
 import tarfile
 import tempfile
-import uuid
 
 from wtal_kit.errors import InputError, WtalError
 
@@ -75,23 +72,15 @@ def install_entry(store, key: str, payload: bytes) -> str:
     """Put an entry's tar bytes into the store: "trained", or "cached" when the store has it already."""
     if store.get(key) is not None:
         return "cached"
-    with store.lock(key):
-        if store.get(key) is not None:  # another runner on this store made it meanwhile
+    with store.new_entry(key) as draft:
+        if draft is None:  # another runner on this store made it meanwhile
             return "cached"
-        for stale in (store.root / ".tmp").glob(f"{key}.*"):  # left by a killed process (we hold the key's lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        scratch = store.root / ".tmp" / f"{key}.ray.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        scratch.mkdir(parents=True)
-        try:
-            with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as tar:
-                if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
-                    tar.extractall(scratch, filter="data")
-                else:
-                    tar.extractall(scratch)
-            os.replace(scratch, store.path(key))  # the entry appears whole, or not at all
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
+        with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as tar:
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+                tar.extractall(draft.path, filter="data")
+            else:
+                tar.extractall(draft.path)
+        draft.publish()  # entry.json came with the files
     return "trained"
 
 

@@ -36,14 +36,11 @@ No Jupyter, ipywidgets or plotly here.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
-import socket
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -396,55 +393,32 @@ class Session:
         from wtal_kit.training import train
 
         store, key = self.store, run.key
-        with store.lock(key):
-            entry = store.get(key)  # another process may have trained it while this one waited
-            if entry is not None:
-                self._serve_from_store(run, entry, emit=False)
+        with store.new_entry(key) as draft:
+            if draft is None:  # another process may have trained it while this one waited
+                self._serve_from_store(run, store.get(key), emit=False)
                 return
             if run.stop_event.is_set():  # stopped while it waited for the key: nothing to load or evaluate
                 run.status, run.message = "cancelled", "stopped before it started"
                 return
             stopped = self.stopped_path(key)
-            for stale in (store.root / ".tmp").glob(f"{key}.*"):  # left by a killed process (we hold the key's lock)
-                shutil.rmtree(stale, ignore_errors=True)
-            scratch = store.root / ".tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"  # ResultsStore.compute's naming
-            scratch.parent.mkdir(parents=True, exist_ok=True)
             config = run.trained_config
             resume = (stopped / CHECKPOINT).is_file()
             if resume:
-                shutil.copytree(stopped, scratch)
+                shutil.copytree(stopped, draft.path, dirs_exist_ok=True)
                 config = Config.from_json(stopped / "config.json")  # the same training fields (same key)
                 run.resumed_from = run.iteration = int(load_checkpoint(stopped / CHECKPOINT)["iteration"])
-            else:
-                scratch.mkdir()
             started = time.perf_counter()
-            try:
-                result = train(config, scratch, resume=resume, quiet=True, callbacks=[_Relay(self, run)],
-                               stop=run.stop_event)
-                run.seconds = time.perf_counter() - started
-                if result.completed:
-                    self._publish(run, scratch, stopped)
-                else:
-                    self._keep_stopped(run, scratch, stopped, result.iterations_done)
-            except BaseException:
-                shutil.rmtree(scratch, ignore_errors=True)
-                raise
+            result = train(config, draft.path, resume=resume, quiet=True, callbacks=[_Relay(self, run)], stop=run.stop_event)
+            run.seconds = time.perf_counter() - started
+            if result.completed:
+                self._publish(run, draft, stopped)
+            else:
+                self._keep_stopped(run, draft.path, stopped, result.iterations_done)
         run.mean_ap = self._mean_ap(run)
 
-    def _publish(self, run: Run, scratch: Path, stopped: Path) -> None:
-        """The finished run becomes a store entry, as ResultsStore.compute writes one (entry.json last, one rename)."""
-        from wtal_kit.atomic import atomic_write_text
-
-        atomic_write_text(scratch / experiments.ENTRY, json.dumps({
-            "key": run.key,
-            "seed": run.config.seed,
-            "uses": uses(run.trained_config),
-            "seconds": run.seconds,
-            "host": socket.gethostname(),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "source": SOURCE,
-        }, indent=2))
-        os.replace(scratch, self.store.path(run.key))
+    def _publish(self, run: Run, draft, stopped: Path) -> None:
+        """The finished run becomes a store entry, as ResultsStore.compute makes one."""
+        draft.publish({"seed": run.config.seed, "uses": uses(run.trained_config), "seconds": run.seconds, "source": SOURCE})
         shutil.rmtree(stopped, ignore_errors=True)
         run.status, run.run_dir, run.iteration = "finished", self.store.path(run.key), run.iterations
 
