@@ -315,6 +315,8 @@ def test_cli_time_preset_and_bad_flags(capsys, tmp_path):
     assert torch.get_num_threads() == threads  # given back
     assert main(["sliders", "--workers", "0"]) == 2
     assert "--workers must be a positive integer" in capsys.readouterr().err
+    assert main(["sliders", "--time-preset", "--threads", "0"]) == 2
+    assert "--threads must be a positive integer" in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     assert main(["sliders", "--store", str(tmp_path / "file")]) == 2
     assert "not a folder" in capsys.readouterr().err

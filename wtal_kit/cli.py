@@ -389,8 +389,6 @@ def serve_app(notebook: Path, title: str, name: str, params: dict, host: str = "
 def cmd_sliders(args) -> int:
     from wtal_kit import sessions
 
-    if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads must be at least 1, got {args.threads}", field="threads")
     if args.time_preset:
         timing = sessions.time_preset(args.preset, args.layout, device=args.device or "cpu", threads=args.threads)
         print(f"{timing['preset']} preset, {timing['layout']} layout (d={timing['feature_dim']}, {timing['iterations']} "
@@ -572,7 +570,7 @@ def check_numeric_flags(args) -> None:
     port = getattr(args, "port", None)
     if port is not None and not 1 <= port <= 65535:
         raise InputError(f"--port must be in 1..65535, got {port}")
-    for name in ("workers", "iterations", "feature_dim"):
+    for name in ("workers", "threads", "iterations", "feature_dim"):
         value = getattr(args, name, None)
         if value is not None and not 1 <= value <= 2**31 - 1:
             raise InputError(f"--{name.replace('_', '-')} must be a positive integer (at most 2147483647), got {value}")
