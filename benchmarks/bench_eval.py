@@ -23,9 +23,10 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.reference_eval import reference_per_class_ap  # noqa: E402
+from wtal_kit.reference import reference_per_class_ap  # noqa: E402
 from wtal_kit.data import load_wtalc_annotations  # noqa: E402
-from wtal_kit.evaluate import PROTOCOLS, per_class_ap  # noqa: E402
+from wtal_kit.config import EVAL_PROTOCOLS  # noqa: E402
+from wtal_kit.evaluate import per_class_ap  # noqa: E402
 
 THRESHOLDS = np.round(np.arange(1, 10) / 10, 1)  # 0.1:0.1:0.9
 TARGET_SPEEDUP = 10.0
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
     )
 
     all_agree, all_fast = True, True
-    for protocol in PROTOCOLS:
+    for protocol in EVAL_PROTOCOLS:
         fast_s, fast = best_time(lambda: per_class_ap(gt, detections, THRESHOLDS, protocol), repeats_fast)
         reference_s, reference = best_time(
             lambda: reference_per_class_ap(gt, detections, THRESHOLDS, protocol), repeats_reference

@@ -50,8 +50,8 @@ import pandas as pd  # noqa: E402
 from wtal_kit.config import Config  # noqa: E402
 from wtal_kit.data.hdf5 import read_scores  # noqa: E402
 from wtal_kit.evaluate import detection_map, per_class_ap  # noqa: E402
-from wtal_kit.localization import _sigmoid, localize, localize_videos  # noqa: E402
-from wtal_kit.pipeline import Localizer  # noqa: E402
+from wtal_kit.localization import sigmoid, localize, localize_videos  # noqa: E402
+from wtal_kit.localizer import Localizer  # noqa: E402
 
 THRESHOLDS = Config.iou_thresholds
 # Medians in ms on a 2-core machine: the explorer's targets (issue #7) and, for an ActivityNet-sized split, issue #12's.
@@ -77,7 +77,7 @@ def naive(scores, threshold, gamma):
     parts = []
     for i, video in enumerate(scores.annotations.videos):
         logits = np.asarray(scores.logits[video], dtype=np.float64)
-        probs = _sigmoid(np.clip(logits, -scores.kappa, scores.kappa)) if scores.kappa is not None else _sigmoid(logits)
+        probs = sigmoid(np.clip(logits, -scores.kappa, scores.kappa)) if scores.kappa is not None else sigmoid(logits)
         table = localize(probs, scores.video_probs[i], threshold=threshold, gamma=gamma, seconds_per_segment=scores.seconds_per_segment)
         table.insert(0, "video", video)
         table["label"] = np.asarray(scores.annotations.classes, dtype=object)[table["label"].to_numpy()]
@@ -97,7 +97,7 @@ def thumos14_scores() -> Path:
     run_dir = REPO_ROOT / "runs" / "demo"
     path = run_dir / "scores_test.h5"
     if not path.is_file():
-        from wtal_kit.demo import demo_config
+        from wtal_kit.apps.demo import demo_config
         from wtal_kit.training import train
 
         print(f"no {path}: training the demo model first (quick preset, a few minutes on CPU) ...", flush=True)
@@ -110,7 +110,7 @@ def activitynet_scores() -> Path:
     if not path.is_file():
         print(f"no {path}: training a quick model on the ActivityNet1.2 layout first "
               f"({ACTIVITYNET_ITERATIONS} iterations, a few minutes on CPU) ...", flush=True)
-        done = subprocess.run([sys.executable, "-m", "wtal_kit.cli", "train", "--preset", "quick", "--dataset", "synthetic-activitynet12",
+        done = subprocess.run([sys.executable, "-m", "wtal_kit.apps.cli", "train", "--preset", "quick", "--dataset", "synthetic-activitynet12",
                                "--iterations", str(ACTIVITYNET_ITERATIONS), "--eval-every", str(ACTIVITYNET_ITERATIONS),
                                "--run-dir", str(ACTIVITYNET_RUN), "--no-progress"], cwd=REPO_ROOT)
         if done.returncode != 0:

@@ -1,11 +1,11 @@
 """Wall time of `wtal reproduce` from an empty results store, then again with everything cached.
 
-    python benchmarks/bench_reproduce.py                  # quick mode (about half an hour on 2 cores)
+    python benchmarks/bench_reproduce.py                  # small mode (about half an hour on 2 cores)
     python benchmarks/bench_reproduce.py --mode smoke     # seconds to minutes
-    python benchmarks/bench_reproduce.py --mode full --device cuda --workers 4   # a GPU machine
+    python benchmarks/bench_reproduce.py --mode paper --device cuda --workers 4   # a GPU machine
 
-Budgets (issue #8): smoke within 5 minutes on a 2-core machine; quick within 30 minutes from an
-empty store and within 1 minute the second time; full on one GPU: measured, goal 15 minutes.
+Budgets (issue #8): smoke within 5 minutes on a 2-core machine; small within 30 minutes from an
+empty store and within 1 minute the second time; paper on one GPU: measured, goal 15 minutes.
 The store and reports go to a temporary folder (or --keep DIR) so that nothing cached helps.
 """
 
@@ -20,13 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-BUDGETS = {"smoke": 5 * 60, "quick": 30 * 60}  # seconds, first run from an empty store
+BUDGETS = {"smoke": 5 * 60, "small": 30 * 60}  # seconds, first run from an empty store
 CACHED_BUDGET = 60  # seconds, the second run
 
 
 def reproduce(mode: str, store: Path, out: Path, extra: list) -> tuple[float, dict]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "wtal_kit.cli", "reproduce", "--mode", mode, "--store", str(store),
+    done = subprocess.run([sys.executable, "-m", "wtal_kit.apps.cli", "reproduce", "--mode", mode, "--store", str(store),
                            "--out", str(out), "--no-progress", *extra], text=True, capture_output=True)
     seconds = time.perf_counter() - started
     print(done.stdout.strip())
@@ -38,7 +38,7 @@ def reproduce(mode: str, store: Path, out: Path, extra: list) -> tuple[float, di
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", default="quick", choices=("smoke", "quick", "full"))
+    parser.add_argument("--mode", default="small", choices=("smoke", "small", "paper"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=None, help="[wtal reproduce's default]")
     parser.add_argument("--only", nargs="+", default=None)

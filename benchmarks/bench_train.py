@@ -265,29 +265,21 @@ class IsolatedStep:
     def __init__(self, config, dataset, device):
         from wtal_kit import training
 
-        split = training._Split.of(config, dataset)
+        split = training.Split.of(config, dataset)
         rng = np.random.default_rng(config.seed)
         sampler = training.BatchSampler(dataset.annotations.video_labels[split.train_indices], config)
         batch = split.train_indices[sampler.sample(rng)]
         mean = training.training_feature_mean(dataset.features, batch) if config.center_features else None
-        self.state = training._State.fresh(config, dataset.annotations.num_classes, device, mean)
+        self.state = training.TrainState.fresh(config, dataset.annotations.num_classes, device, mean)
         self.state.model.train()
         features, lengths = training.make_batch([dataset.features(i) for i in batch], config.max_segments, rng)
-        self.features = torch.from_numpy(features).to(device)  # (B, T, d)
-        self.lengths = torch.from_numpy(lengths).to(device)  # (B,)
-        self.labels = torch.from_numpy(dataset.annotations.video_labels[batch].astype(np.float32)).to(device)  # (B, C)
-        self.config, self.device = config, device
+        labels = dataset.annotations.video_labels[batch].astype(np.float32)
+        self.batch = training.Batch(torch.from_numpy(features).to(device),  # (B, T, d)
+                                    torch.from_numpy(lengths).to(device),  # (B,)
+                                    torch.from_numpy(labels).to(device))  # (B, C)
 
     def __call__(self):
-        state, config = self.state, self.config
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
-                            enabled=self.device.type == "cuda" and config.bf16):
-            terms = compute_losses(state.model, state.custom_factors, self.features, self.lengths, self.labels, config,
-                                   state.generator)
-        state.optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        state.optimizer.step()
-        return {name: float(value.detach()) for name, value in terms.items()}
+        return {name: float(value) for name, value in self.state.step(self.batch).items()}  # the trainer's step
 
 
 def time_training_loop(config, dataset, iterations: int, warmup: int) -> dict:
@@ -300,21 +292,21 @@ def time_training_loop(config, dataset, iterations: int, warmup: int) -> dict:
         def on_iteration(self, event):
             stamps.append(time.perf_counter())
 
-    step = training._training_step
+    batch = training.TrainingData.batch
 
-    def observed(state, batch_indices, cache, *args):  # which data path the trainer chose
-        sources.add(type(cache).__name__)
-        return step(state, batch_indices, cache, *args)
+    def observed(data, rng):  # which data path the trainer chose
+        sources.add(type(data.features).__name__)
+        return batch(data, rng)
 
     total = warmup + iterations
     config = config.replace(iterations=total, eval_every=total)  # one evaluation, after the timed window
     started = time.perf_counter()
-    training._training_step = observed
+    training.TrainingData.batch = observed
     try:
         with tempfile.TemporaryDirectory() as run_dir:
             training.train(config, run_dir, quiet=True, progress=False, callbacks=[Clock()], dataset=dataset)
     finally:
-        training._training_step = step
+        training.TrainingData.batch = batch
     return {"loop": stamps[-1] - stamps[warmup - 1] if warmup else stamps[-1] - started,
             "before_loop": stamps[0] - started, "call": time.perf_counter() - started, "source": "/".join(sorted(sources))}
 
@@ -330,9 +322,9 @@ def time_batch_assembly(config, dataset, device, repeats: int) -> dict | None:
         return None
     from concurrent.futures import ThreadPoolExecutor
 
-    split = training._Split.of(config, dataset)
+    split = training.Split.of(config, dataset)
     indices = [int(i) for i in split.train_indices]
-    with ThreadPoolExecutor(training.READ_WORKERS) as pool:
+    with ThreadPoolExecutor(training.batches.READ_WORKERS) as pool:
         arrays = dict(zip(indices, pool.map(dataset.features, indices)))  # the host path's cache, all of it
     store, _ = training.FeatureStore.load(arrays.__getitem__, indices, device, 1 << 50)
     sampler = training.BatchSampler(dataset.annotations.video_labels[split.train_indices], config)
@@ -356,7 +348,7 @@ def time_batch_assembly(config, dataset, device, repeats: int) -> dict | None:
 
 def loop_vs_step(preset: str, device, bf16: bool, iterations: int, warmup: int, repeats: int) -> dict:
     """Time per iteration of the training loop and of its isolated step, for one preset."""
-    from wtal_kit.datasets import load_dataset
+    from wtal_kit.data.catalog import load_dataset
 
     config = loop_config(preset, device, bf16)
     dataset = load_dataset(config)
@@ -399,7 +391,7 @@ def print_loop_vs_step(results: list, device, warmup: int) -> None:
 
 def time_paper_run(device, bf16: bool, iterations: int = PAPER_ITERATIONS) -> None:
     """The paper configuration's whole run (4401 iterations, evaluated every 500 and at the end), end to end."""
-    from wtal_kit.datasets import load_dataset
+    from wtal_kit.data.catalog import load_dataset
     from wtal_kit.training import Callback, train
 
     config = loop_config("paper", device, bf16).replace(iterations=iterations)

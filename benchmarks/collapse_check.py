@@ -69,19 +69,19 @@ def worker(name: str, args) -> None:
     record = {"name": name, "dead": {}, "iterations": config.iterations, "lr": config.lr,
               "center_features": config.center_features, "dataset": config.dataset}
     probe = {}
-    original = training._training_step
+    original = training.TrainState.step
 
     def dead_fraction(state) -> float:
         with torch.no_grad():
-            h = state.model._embed(probe["x"]).float()  # (N, d) pre-activations
+            h = state.model.embed(probe["x"]).float()  # (N, d) pre-activations
         return float(((h > 0).sum(dim=0) == 0).float().mean())
 
-    def observed(state, batch_indices, cache, labels_all, config, device):
-        if not probe:  # the first batch's segments (at most 100 per video) are the probe
-            x = [torch.from_numpy(cache(int(i))[:100]) for i in batch_indices]
-            probe["x"] = torch.cat(x).to(device)
+    def observed(state, batch):  # wraps the public TrainState.step
+        if not probe:  # the first batch's windows (their first 100 segments each) are the probe
+            x = [batch.features[b, : min(100, n)] for b, n in enumerate(batch.lengths.tolist())]
+            probe["x"] = torch.cat(x).detach().clone()
             probe["done"], probe["start"] = 0, time.perf_counter()
-        terms = original(state, batch_indices, cache, labels_all, config, device)
+        terms = {name: float(value) for name, value in original(state, batch).items()}
         probe["done"] += 1
         probe["state"], probe["terms"] = state, terms
         if probe["done"] in PROBE_AT:
@@ -95,10 +95,13 @@ def worker(name: str, args) -> None:
         def is_set(self) -> bool:
             return time.time() > deadline
 
-    training._training_step = observed
+    training.TrainState.step = observed
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as run_dir:
-        result = training.train(config, run_dir, quiet=True, progress=False, stop=Deadline())
+    try:
+        with tempfile.TemporaryDirectory() as run_dir:
+            result = training.train(config, run_dir, quiet=True, progress=False, stop=Deadline())
+    finally:
+        training.TrainState.step = original
     seconds_training = time.perf_counter() - probe["start"]
     record["dead"][result.iterations_done] = dead_fraction(probe["state"])
     record.update(

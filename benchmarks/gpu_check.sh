@@ -169,7 +169,7 @@ else
     say "        lr $LR is an OVERRIDE of the paper's 1e-4 (which does not move within a 5-minute budget)"
     rm -rf "$RUN_DIR"
     train_start=$SECONDS
-    if run_step train "$PYTHON" -m wtal_kit.cli train --preset paper --device "$DEVICE" --iterations "$ITERATIONS" \
+    if run_step train "$PYTHON" -m wtal_kit.apps.cli train --preset paper --device "$DEVICE" --iterations "$ITERATIONS" \
         --eval-every "$EVAL_EVERY" --lr "$LR" --run-dir "$RUN_DIR" --no-progress; then
         wall=$((SECONDS - train_start))
         "$PYTHON" - "$RUN_DIR" "$ITERATIONS" "$wall" <<'EOF' | tee -a "$SUMMARY"

@@ -1,6 +1,6 @@
 """The training part of `wtal reproduce` on a slice of the grid, timed (step 4 of gpu_check.sh).
 
-    python benchmarks/reproduce_slice.py STORE DEVICE WORKERS NAME... [--mode full] [--seeds 0]
+    python benchmarks/reproduce_slice.py STORE DEVICE WORKERS NAME... [--smoke] [--seeds 0]
 
 Trains the named artefacts' runs (seed 0 by default) into STORE with WORKERS processes and
 prints one line per run and the time the whole grid (3 seeds) would take at that rate.
@@ -11,7 +11,7 @@ from wtal_kit import experiments
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    mode = "smoke" if "--smoke" in sys.argv else "full"
+    mode = "smoke" if "--smoke" in sys.argv else "paper"
     store, device, workers, names = args[0], args[1], int(args[2]), args[3:]
     jobs = experiments.grid(names, mode, (0,), device=device)
     started = time.perf_counter()

@@ -19,14 +19,14 @@ sys.path.insert(0, str(HERE.parent))
 
 from wtal_kit import experiments  # noqa: E402  (after the path: the script runs from a checkout)
 
-PARAMETERS = '''mode = "quick"
+PARAMETERS = '''mode = "small"
 seeds = [0, 1, 2]
 store = "runs/store"
 workers = 1
 device = "auto"
 features = None
 activitynet_features = None
-output_dir = "reports/quick"'''
+output_dir = "reports/small"'''
 
 PAPER = ('Islam & Radke, "Weakly Supervised Temporal Action Localization Using Deep Metric Learning" '
          "(WACV 2020)")
@@ -54,8 +54,8 @@ HONESTY = (
     "annotations) with synthetic features; every table row and figure says where its numbers come from "
     "(dataset, features, mode, protocol, seeds). Published numbers are the paper's single runs on real "
     "I3D features and are labelled \"published\". In `smoke` mode the numbers are noise (a test of the "
-    "machinery); `quick` trains a small model on CPU; `full` uses the paper's settings (real features with "
-    "`features=...`)."
+    "machinery); `small` trains a small model on CPU (800 iterations, d = 256); `paper` uses the paper's "
+    "settings (real features with `features=...`)."
 )
 CLAIMS_RULE = (
     "How to read the verdicts: for each seed, the difference in average mAP (points) between the two "
@@ -95,16 +95,16 @@ def _sources(name: str) -> list[tuple[str, str, list]]:
                'print(results.label())\nprint("missing runs (variant, seed):", results.missing)')
     if name in ("table1", "table2"):
         cells += [("code", collect.format(source=name), []),
-                  ("code", f'table = wtal_kit.reproduction.with_published(results, other_methods=True)\n'
-                           f'table.to_csv(out / "{name}.csv", index=False)\nwtal_kit.reproduction.readable(table)', [])]
+                  ("code", f'table = wtal_kit.experiments.with_published(results, other_methods=True)\n'
+                           f'table.to_csv(out / "{name}.csv", index=False)\nwtal_kit.experiments.readable(table)', [])]
     elif name.startswith("table"):
         cells += [("code", collect.format(source=name), []),
-                  ("code", f'table = wtal_kit.reproduction.with_published(results)\n'
-                           f'table.to_csv(out / "{name}.csv", index=False)\nwtal_kit.reproduction.readable(table)', [])]
+                  ("code", f'table = wtal_kit.experiments.with_published(results)\n'
+                           f'table.to_csv(out / "{name}.csv", index=False)\nwtal_kit.experiments.readable(table)', [])]
     elif name in ("figure2", "figure3", "figure4a", "figure4b"):
         cells += [("code", collect.format(source=name), []),
-                  ("code", f'table = wtal_kit.reproduction.summary_table(results)\n'
-                           f'table.to_csv(out / "{name}.csv", index=False)\nwtal_kit.reproduction.readable(table)', []),
+                  ("code", f'table = wtal_kit.experiments.summary_table(results)\n'
+                           f'table.to_csv(out / "{name}.csv", index=False)\nwtal_kit.experiments.readable(table)', []),
                   ("code", f'figure = widgets.figures.paper_figure(results)\n'
                            f'widgets.figures.save_figure(figure, out / "{name}")\n'
                            f'page = widgets.figures.write_html(widgets.figures.interactive_figure(results), '
@@ -112,26 +112,26 @@ def _sources(name: str) -> list[tuple[str, str, list]]:
                            f'print("interactive version:", page)\nwidgets.figures.show(figure)', [])]
     elif name == "figure5":
         cells += [("code", collect.format(source=name), []),
-                  ("code", 'views = wtal_kit.reproduction.figure5_views(results)\n'
-                           'table = wtal_kit.reproduction.figure5_table(views, results)\n'
+                  ("code", 'views = wtal_kit.experiments.figure5_views(results)\n'
+                           'table = wtal_kit.experiments.figure5_table(views, results)\n'
                            'table.to_csv(out / "figure5.csv", index=False)\ntable', []),
-                  ("code", 'figure = widgets.figures.timelines(views, wtal_kit.reproduction.figure5_label(results))\n'
+                  ("code", 'figure = widgets.figures.timelines(views, wtal_kit.experiments.figure5_label(results))\n'
                            'widgets.figures.save_figure(figure, out / "figure5")\n'
-                           'page = widgets.figures.write_html(\n    widgets.figures.timelines_plotly(views, wtal_kit.reproduction.figure5_label(results)),\n    '
+                           'page = widgets.figures.write_html(\n    widgets.figures.timelines_plotly(views, wtal_kit.experiments.figure5_label(results)),\n    '
                            'out / "figure5_interactive.html")\n'
                            'print("interactive version:", page)\nwidgets.figures.show(figure)', [])]
     elif name == "claims":
         cells += [("markdown", CLAIMS_RULE, []),
-                  ("code", f'results = wtal_kit.reproduction.collect_all(\n    ["claims"], mode, seeds, store, {keywords})\n'
+                  ("code", f'results = wtal_kit.experiments.collect_all(\n    ["claims"], mode, seeds, store, {keywords})\n'
                            'print({artefact: result.missing for artefact, result in results.items()})', []),
-                  ("code", 'table = wtal_kit.reproduction.claims(results)\n'
+                  ("code", 'table = wtal_kit.experiments.claims(results)\n'
                            'table.to_csv(out / "claims.csv", index=False)\n'
                            'table[["claim", "source", "paper", "measured", "verdict"]]', [])]
     elif name == "audit":
         cells += [("markdown", AUDIT_TEXT, []),
                   ("code", collect.format(source="table1"), []),
-                  ("code", 'table = wtal_kit.reproduction.protocol_audit(results)\n'
-                           'table.to_csv(out / "audit.csv", index=False)\nwtal_kit.reproduction.readable(table)', [])]
+                  ("code", 'table = wtal_kit.experiments.protocol_audit(results)\n'
+                           'table.to_csv(out / "audit.csv", index=False)\nwtal_kit.experiments.readable(table)', [])]
     else:
         raise KeyError(name)
     return cells

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from wtal_kit.serve import is_loopback, serve, stop, wait_until_ready
+from wtal_kit.apps.serve import is_loopback, serve, stop, wait_until_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -84,7 +84,7 @@ class AppURL(str):
 @contextlib.contextmanager
 def voila_app(notebook: str | os.PathLike, params: Mapping[str, object] | None = None, *,
               timeout: float = 60, log_path: str | os.PathLike | None = None) -> Iterator[AppURL]:
-    """Serve ``notebook`` with :func:`wtal_kit.serve.serve`, wait until it answers, yield its URL.
+    """Serve ``notebook`` with :func:`wtal_kit.apps.serve.serve`, wait until it answers, yield its URL.
 
     The server is always stopped on exit, also when the body or the start fails. Its output goes
     to ``log_path`` (default: a temporary file, deleted afterwards); a start that fails raises

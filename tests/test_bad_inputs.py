@@ -22,7 +22,7 @@ from conftest import REPO_ROOT
 sys.path.insert(0, str(Path(__file__).parent / "bad_inputs"))
 from make_corpus import CLASSES, PAYLOAD_MARKER, TINY_TRAIN, Payload, make_corpus, write_wtalc_folder  # noqa: E402
 
-from wtal_kit.cli import main  # noqa: E402
+from wtal_kit.apps.cli import main  # noqa: E402
 from wtal_kit.errors import InputError  # noqa: E402
 
 CORPUS = Path(__file__).parent / "bad_inputs" / "corpus"  # generated, git-ignored
@@ -77,7 +77,7 @@ def _read(case, good):
     from wtal_kit.data import load_ground_truth, load_wtalc_annotations, load_wtalc_features
     from wtal_kit.data.hdf5 import open_feature_store, read_scores
     from wtal_kit.data.jsonio import read_detections_json, read_ground_truth_json
-    from wtal_kit.runs import load_model
+    from wtal_kit.training.runs import load_model
 
     argv = case.argv
     value = lambda flag: argv[argv.index(flag) + 1]  # noqa: E731
@@ -124,14 +124,14 @@ SUBPROCESS_CASES = ["ann_npy_is_a_pickle", "ckpt_torch_file_with_payload", "stor
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
 def test_a_real_process_exits_2_with_one_line(name, corpus):
     case = corpus[name]
-    done = subprocess.run([sys.executable, "-m", "wtal_kit.cli", *case.argv], capture_output=True, text=True, cwd=REPO_ROOT)
+    done = subprocess.run([sys.executable, "-m", "wtal_kit.apps.cli", *case.argv], capture_output=True, text=True, cwd=REPO_ROOT)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and case.expect in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert _written(case.output) == [] and not (CORPUS / PAYLOAD_MARKER).exists()
 
 
 def test_library_warnings_never_reach_the_terminal(monkeypatch, capsys):
-    import wtal_kit.cli as cli
+    import wtal_kit.apps.cli as cli
 
     def noisy(args):
         # what torch, numpy and h5py do: warnings (some of several lines) from their own files, and
@@ -163,7 +163,7 @@ def test_pickle_payloads_never_run(tmp_path):
     from wtal_kit.data import load_wtalc_annotations, load_wtalc_features
     from wtal_kit.data.hdf5 import read_scores
     from wtal_kit.data.npyfile import load_npy
-    from wtal_kit.runs import load_checkpoint
+    from wtal_kit.training.runs import load_checkpoint
 
     # the control: this payload does create its file when unpickled the ordinary way
     control = tmp_path / "control"
@@ -254,7 +254,7 @@ def test_the_explorer_shows_a_bad_file_as_one_line_and_keeps_working(corpus):
     from widgets.explorer import Explorer, PathPolicy
 
     from wtal_kit.data.hdf5 import read_scores
-    from wtal_kit.pipeline import Localizer
+    from wtal_kit.localizer import Localizer
 
     app = Explorer(Localizer(read_scores(CORPUS / "good" / "scores.h5")), path_policy=PathPolicy([CORPUS]))
     for case in corpus.values():
@@ -368,7 +368,7 @@ def test_npy_pickles_that_numpy_would_turn_into_a_crash_are_refused(tmp_path):
 
 def test_a_damaged_run_folder_is_one_line(tmp_path):
     from wtal_kit.config import Config
-    from wtal_kit.runs import load_run
+    from wtal_kit.training.runs import load_run
 
     Config.from_preset("quick").to_json(tmp_path / "config.json")
     (tmp_path / "metrics.csv").write_bytes(b"\xff\xfe\x00iteration\n")

@@ -9,14 +9,15 @@ from hypothesis import strategies as st
 
 from wtal_kit import training
 from wtal_kit.config import Config
-from wtal_kit.datasets import load_dataset
-from wtal_kit.inference import infer
-from wtal_kit.runs import load_checkpoint
+from wtal_kit.data.catalog import load_dataset
+from wtal_kit.training.inference import infer
+from wtal_kit.training.runs import load_checkpoint
 from wtal_kit.training import (
     FeatureCache,
     FeatureStore,
-    _Split,
-    _State,
+    Split,
+    TrainingData,
+    TrainState,
     infer_stored,
     load_training_features,
     make_batch,
@@ -147,7 +148,7 @@ def test_store_that_does_not_fit_falls_back(workers):
 def test_training_features_fall_back_to_the_cache():
     config = Config.from_preset("quick", feature_dim=32)
     dataset = load_dataset(config)
-    split = _Split.of(config, dataset)
+    split = Split.of(config, dataset)
     store = load_training_features(dataset, split.train_indices, torch.device("cpu"), 64)  # 200 videos, 8 MB
     assert isinstance(store, FeatureStore) and store.indices.tolist() == split.train_indices.tolist()
     first = int(split.train_indices[0])
@@ -163,7 +164,7 @@ def test_infer_stored_equals_infer():
     dataset = load_dataset(config)
     indices = dataset.annotations.indices("test")[:12]
     mean = training.training_feature_mean(dataset.features, indices)
-    state = _State.fresh(config, dataset.annotations.num_classes, torch.device("cpu"), mean)
+    state = TrainState.fresh(config, dataset.annotations.num_classes, torch.device("cpu"), mean)
     store = store_of([dataset.features(i) for i in indices], indices=indices)
     for max_batch_segments in (1000, 16384):  # several padded batches, or one
         expected_logits, expected_probs = infer(state.model, dataset, indices, config, max_batch_segments=max_batch_segments)
@@ -174,17 +175,17 @@ def test_infer_stored_equals_infer():
 
 
 class StepSpy:
-    """Wraps training._training_step and records which kind of feature source each step read."""
+    """Wraps TrainingData.batch and records which kind of feature source each batch came from."""
 
     def __init__(self, monkeypatch):
         self.kinds = []
-        original = training._training_step
+        original = TrainingData.batch
 
-        def spy(state, batch_indices, cache, *args):
-            self.kinds.append(type(cache).__name__)
-            return original(state, batch_indices, cache, *args)
+        def spy(data, rng):
+            self.kinds.append(type(data.features).__name__)
+            return original(data, rng)
 
-        monkeypatch.setattr(training, "_training_step", spy)
+        monkeypatch.setattr(TrainingData, "batch", spy)
 
 
 def test_training_with_the_store_equals_the_numpy_path(tmp_path, monkeypatch):

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, THUMOS_DIR, write_release_npy
-from wtal_kit.cli import main
+from wtal_kit.apps.cli import main
 from wtal_kit.data.hdf5 import open_feature_store
 
 TINY = ["--preset", "quick", "--feature-dim", "16", "--iterations", "4", "--eval-every", "2", "--no-progress"]
 
 
 def run_cli(*args, block=()):
-    """Run `python -m wtal_kit.cli ARGS` in a fresh interpreter; ``block`` lists modules made unimportable."""
+    """Run `python -m wtal_kit.apps.cli ARGS` in a fresh interpreter; ``block`` lists modules made unimportable."""
     prelude = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in block)
-    code = prelude + "from wtal_kit.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = prelude + "from wtal_kit.apps.cli import main\nsys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=REPO_ROOT)
 
 
@@ -93,8 +93,8 @@ def test_core_imports_without_ui_packages():
         "for name in ('ipywidgets', 'plotly', 'voila', 'IPython', 'jupyter_client'):\n"
         "    sys.modules[name] = None\n"
         "import wtal_kit, wtal_kit.data, wtal_kit.data.synthetic, wtal_kit.evaluate, wtal_kit.localization, wtal_kit.losses\n"
-        "import wtal_kit.model, wtal_kit.training, wtal_kit.runs, wtal_kit.inference, wtal_kit.datasets, wtal_kit.cli\n"
-        "import wtal_kit.demo, wtal_kit.report, wtal_kit.pipeline\n"
+        "import wtal_kit.model, wtal_kit.training, wtal_kit.training.runs, wtal_kit.training.inference, wtal_kit.data.catalog, wtal_kit.apps.cli\n"
+        "import wtal_kit.apps.demo, wtal_kit.experiments.published, wtal_kit.localizer\n"
         "assert wtal_kit.Localizer and wtal_kit.load_run and wtal_kit.train and callable(wtal_kit.localize)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
@@ -160,7 +160,7 @@ def test_kappa_none_flag(tmp_path):
 
 
 def test_demo_caches_and_labels_its_numbers(tmp_path, capsys, monkeypatch):
-    from wtal_kit import demo
+    from wtal_kit.apps import demo
     from wtal_kit.config import Config
 
     config = Config.from_preset("quick", feature_dim=16, iterations=4, eval_every=2)
@@ -173,7 +173,7 @@ def test_demo_caches_and_labels_its_numbers(tmp_path, capsys, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached demo must not train again")
 
-    monkeypatch.setattr("wtal_kit.demo.train", no_training)
+    monkeypatch.setattr("wtal_kit.apps.demo.train", no_training)
     assert demo.run_demo(tmp_path, progress=False, config=config) == 0
     second = capsys.readouterr().out
     assert "Using the finished demo run" in second
@@ -233,7 +233,7 @@ def test_explore_serves_until_interrupted(tiny_run):
 
     pytest.importorskip("voila")
     # started with SIGINT ignored, as a background job of a non-interactive shell is: Ctrl-C must still stop it
-    process = subprocess.Popen([sys.executable, "-m", "wtal_kit.cli", "explore", str(tiny_run)],
+    process = subprocess.Popen([sys.executable, "-m", "wtal_kit.apps.cli", "explore", str(tiny_run)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:

@@ -35,10 +35,10 @@ import torch
 from wtal_kit import experiments as E
 from wtal_kit.config import Config
 from wtal_kit.data.hdf5 import open_feature_store, read_scores
-from wtal_kit.runs import load_checkpoint
+from wtal_kit.training.runs import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-WTAL = [sys.executable, "-m", "wtal_kit.cli"]
+WTAL = [sys.executable, "-m", "wtal_kit.apps.cli"]
 # One thread per child: the same arithmetic in every run, and room for the rest of the suite.
 # No bytecode caches from the children: one run under a file size limit (below) would leave truncated .pyc
 # files in the shared tree, and every later import would fail on them.
@@ -53,7 +53,7 @@ def small_store(tmp_path_factory) -> Path:
     """A feature store of 60 + 30 videos of the embedded benchmark (d = 16): evaluations take a moment, not seconds."""
     from wtal_kit.data.dataset import FeatureDataset
     from wtal_kit.data.hdf5 import write_feature_store
-    from wtal_kit.datasets import load_dataset
+    from wtal_kit.data.catalog import load_dataset
 
     full = load_dataset(Config.from_preset("quick", feature_dim=16))
     annotations = full.annotations
@@ -203,7 +203,7 @@ else:
             os.truncate(f, os.path.getsize(f) // 2)
             die()
     torch.save = trapped_save
-from wtal_kit.cli import main
+from wtal_kit.apps.cli import main
 sys.exit(main(args))
 """
 

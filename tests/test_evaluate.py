@@ -14,12 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference_eval import reference_per_class_ap  # tests/ is on sys.path under pytest (no __init__.py)
+from wtal_kit.reference import reference_per_class_ap  # tests/ is on sys.path under pytest (no __init__.py)
 from wtal_kit.errors import InputError
+from wtal_kit.config import ACTIVITYNET_TIOUS, EVAL_PROTOCOLS, PAPER_TIOUS
 from wtal_kit.evaluate import (
-    ACTIVITYNET_IOU_THRESHOLDS,
-    DEFAULT_IOU_THRESHOLDS,
-    PROTOCOLS,
     detection_map,
     per_class_ap,
     segment_iou,
@@ -47,9 +45,9 @@ def ap_of(gt, det, threshold, protocol, label="x"):
 
 
 def test_constants():
-    assert DEFAULT_IOU_THRESHOLDS == (0.1, 0.3, 0.5, 0.7)
-    assert PROTOCOLS == ("activitynet", "wtalc")
-    np.testing.assert_allclose(ACTIVITYNET_IOU_THRESHOLDS, [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95])
+    assert PAPER_TIOUS == (0.1, 0.3, 0.5, 0.7)
+    assert EVAL_PROTOCOLS == ("activitynet", "wtalc")
+    np.testing.assert_allclose(ACTIVITYNET_TIOUS, [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95])
 
 
 def test_segment_iou_hand_values():
@@ -115,7 +113,7 @@ def test_best_match_and_first_match_differ():
     assert ap_of(gt, det, 0.4, "wtalc") == pytest.approx(1.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", EVAL_PROTOCOLS)
 @pytest.mark.parametrize(
     "gt_rows, expected",
     [
@@ -133,7 +131,7 @@ def test_equal_tiou_goes_to_the_ground_truth_first_in_input_order(protocol, gt_r
     assert ap_of(gt_table(gt_rows), det, 0.1, protocol) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", EVAL_PROTOCOLS)
 def test_score_ties_keep_input_order(protocol):
     gt = gt_table([("v", "x", 0, 10)])
     true_positive = ("v", "x", 0, 10, 0.5)
@@ -144,7 +142,7 @@ def test_score_ties_keep_input_order(protocol):
     assert ap_of(gt, det_table([true_positive, false_positive]), 0.5, protocol) == pytest.approx(1.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", EVAL_PROTOCOLS)
 def test_detection_in_a_video_without_ground_truth_of_its_class_is_a_false_positive(protocol):
     gt = gt_table([("a", "x", 0, 10), ("b", "y", 0, 10)])
     det = det_table(
@@ -162,7 +160,7 @@ def test_detection_in_a_video_without_ground_truth_of_its_class_is_a_false_posit
     assert detection_map(gt, det, [0.5], protocol)[0.5] == pytest.approx((1 / 3 + 1) / 2, abs=1e-12)
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", EVAL_PROTOCOLS)
 def test_class_with_ground_truth_and_no_detections_has_ap_zero(protocol):
     gt = gt_table([("a", "x", 0, 10), ("a", "y", 20, 30)])
     det = det_table([("a", "x", 0, 10, 0.9)])
@@ -173,7 +171,7 @@ def test_class_with_ground_truth_and_no_detections_has_ap_zero(protocol):
     np.testing.assert_allclose(detection_map(gt, det, [0.3, 0.7], protocol).to_numpy(), [0.5, 0.5])
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", EVAL_PROTOCOLS)
 def test_unknown_detection_label_warns_once_and_is_ignored(protocol):
     gt = gt_table([("a", "x", 0, 10), ("a", "x", 20, 30)])
     det = det_table(
@@ -194,7 +192,7 @@ def test_unknown_detection_label_warns_once_and_is_ignored(protocol):
     assert ap.loc["x", 0.5] == pytest.approx(0.5, abs=1e-12)
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", EVAL_PROTOCOLS)
 def test_threshold_is_inclusive_and_one_is_allowed(protocol):
     gt = gt_table([("a", "x", 0, 10), ("a", "x", 20, 30)])
     det = det_table([("a", "x", 0, 5, 0.9), ("a", "x", 20, 30, 0.8)])
@@ -206,7 +204,7 @@ def test_threshold_is_inclusive_and_one_is_allowed(protocol):
     assert ap.loc["x", 1.0] == pytest.approx(0.25, abs=1e-12)
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", EVAL_PROTOCOLS)
 def test_zero_length_ground_truth_can_never_be_matched(protocol):
     gt = gt_table([("a", "x", 5, 5), ("a", "x", 20, 30)])
     det = det_table([("a", "x", 5, 5, 0.9), ("a", "x", 20, 30, 0.8)])
@@ -215,7 +213,7 @@ def test_zero_length_ground_truth_can_never_be_matched(protocol):
     assert ap_of(gt, det, 0.1, protocol) == pytest.approx(0.25, abs=1e-12)
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", EVAL_PROTOCOLS)
 def test_one_to_one_matching_per_threshold(protocol):
     gt = gt_table([("a", "x", 0, 10)])
     det = det_table([("a", "x", 0, 8, 0.9), ("a", "x", 0, 10, 0.8)])
@@ -226,10 +224,10 @@ def test_one_to_one_matching_per_threshold(protocol):
     assert ap.loc["x", 0.9] == pytest.approx(0.5, abs=1e-12)
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", EVAL_PROTOCOLS)
 def test_empty_detections_give_zero(protocol):
     gt = gt_table([("a", "x", 0, 10), ("b", "y", 0, 10)])
-    ap = per_class_ap(gt, det_table([]), DEFAULT_IOU_THRESHOLDS, protocol)
+    ap = per_class_ap(gt, det_table([]), PAPER_TIOUS, protocol)
     assert ap.shape == (2, 4)
     assert (ap.to_numpy() == 0).all()
 
@@ -237,9 +235,9 @@ def test_empty_detections_give_zero(protocol):
 def test_result_layout():
     gt = gt_table([("a", "b_class", 0, 10), ("a", "a_class", 20, 30)])
     det = det_table([("a", "b_class", 0, 10, 0.9)])
-    ap = per_class_ap(gt, det, ACTIVITYNET_IOU_THRESHOLDS)
+    ap = per_class_ap(gt, det, ACTIVITYNET_TIOUS)
     assert list(ap.index) == ["a_class", "b_class"]  # sorted class names
-    assert list(ap.columns) == list(ACTIVITYNET_IOU_THRESHOLDS)
+    assert list(ap.columns) == list(ACTIVITYNET_TIOUS)
     m = detection_map(gt, det, (0.7, 0.1))  # thresholds keep the given order
     assert list(m.index) == [0.7, 0.1]
     assert isinstance(m.index[0], float)
@@ -324,7 +322,7 @@ thresholds_st = st.lists(
     max_size=5,
     unique=True,
 )
-protocols_st = st.sampled_from(PROTOCOLS)
+protocols_st = st.sampled_from(EVAL_PROTOCOLS)
 
 
 def per_class_quietly(gt, det, thresholds, protocol):
@@ -372,7 +370,7 @@ def test_equals_loop_reference_on_dense_random_tables(seed):
         )
     )
     thresholds = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-    for protocol in PROTOCOLS:
+    for protocol in EVAL_PROTOCOLS:
         fast = per_class_ap(gt, det, thresholds, protocol)
         reference = reference_per_class_ap(gt, det, thresholds, protocol)
         np.testing.assert_allclose(fast.to_numpy(), reference.to_numpy(), atol=1e-9, rtol=0)
@@ -474,4 +472,4 @@ def test_benchmark_quick_runs_and_agrees():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("-> agree") == len(PROTOCOLS), result.stdout
+    assert result.stdout.count("-> agree") == len(EVAL_PROTOCOLS), result.stdout

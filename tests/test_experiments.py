@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # -- grids -----------------------------------------------------------------------------------
 def test_the_grid_trains_each_config_once_and_the_full_method_serves_every_artefact_that_shows_it():
-    jobs = E.grid(None, "quick", (0, 1, 2))
+    jobs = E.grid(None, "small", (0, 1, 2))
     # Distinct configs, counted by hand from the paper's artefacts: the full method on each
     # layout (2); Table 3: metric none, contrastive (2); Table 4: no blocks (1); Table 5: kappa
     # none, 2, 3, 5, 10 (5); Figure 2: BCE, Softmax (2); Figure 3: cosine, Euclidean, custom (3);
@@ -29,7 +29,7 @@ def test_the_grid_trains_each_config_once_and_the_full_method_serves_every_artef
     assert len(jobs) == 24 * 3
     assert len({job.key for job in jobs}) == len(jobs)
     full = [job for job in jobs if job.config.seed == 0 and job.config.dataset == "synthetic-thumos14"
-            and job.config == E.base_config("quick").replace(seed=0)]
+            and job.config == E.base_config("small").replace(seed=0)]
     assert len(full) == 1
     assert {name for name, _ in full[0].uses} == {"table1", "table3", "table4", "table5", "figure2", "figure3", "figure4a", "figure5"}
 
@@ -51,13 +51,13 @@ def test_modes_differ_as_documented():
     assert (quick.feature_dim, quick.lr, quick.iterations) == (256, 1e-3, 800)
     assert (full.feature_dim, full.lr, full.iterations, full.preset) == (2048, 1e-4, 4401, "paper")
     assert smoke.iterations < 10 and smoke.feature_dim < 64
-    activitynet = E.base_config("quick", "activitynet12")
+    activitynet = E.base_config("small", "activitynet12")
     assert activitynet.dataset == "synthetic-activitynet12"
     assert activitynet.iterations // activitynet.eval_every == E.ACTIVITYNET_EVALUATIONS
 
 
 def test_the_key_ignores_where_and_how_a_run_is_scored_but_not_what_it_trains():
-    config = E.base_config("quick")
+    config = E.base_config("small")
     key = E.config_key(config)
     for change in (dict(device="cpu"), dict(threshold=0.3), dict(gamma=0.1), dict(localization="wsad_code"),
                    dict(eval_protocol="wtalc"), dict(checkpoint_selection="best_test_map"), dict(feature_cache_mb=10)):
@@ -68,10 +68,10 @@ def test_the_key_ignores_where_and_how_a_run_is_scored_but_not_what_it_trains():
 
 @pytest.mark.parametrize("call, field", [
     (lambda: E.grid(None, "fast"), "mode"),
-    (lambda: E.grid(None, "quick", []), "seeds"),
-    (lambda: E.grid(None, "quick", [0, 0]), "seeds"),
-    (lambda: E.grid(None, "quick", [-1]), "seeds"),
-    (lambda: E.grid(["table9"], "quick"), "only"),
+    (lambda: E.grid(None, "small", []), "seeds"),
+    (lambda: E.grid(None, "small", [0, 0]), "seeds"),
+    (lambda: E.grid(None, "small", [-1]), "seeds"),
+    (lambda: E.grid(["table9"], "small"), "only"),
     (lambda: E.run_jobs([], workers=0), "workers"),
 ])
 def test_bad_requests_are_refused_with_the_field(call, field):

@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from wtal_kit import experiments as E  # noqa: E402
-from wtal_kit import reproduction as R  # noqa: E402
+from wtal_kit import experiments as R  # noqa: E402
 from widgets import figures as F  # noqa: E402
 
 

@@ -37,7 +37,7 @@ from wtal_kit.data.tables import check_detections
 from wtal_kit.data.wtalc import load_wtalc_annotations
 from wtal_kit.errors import WtalError
 from wtal_kit.evaluate import detection_map, per_class_ap, with_average
-from wtal_kit.pipeline import Localizer
+from wtal_kit.localizer import Localizer
 
 sys.path.insert(0, str(Path(__file__).parent / "bad_inputs"))
 from make_corpus import write_valid_files, write_wtalc_folder  # noqa: E402

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from wtal_kit import bundled
-from wtal_kit.bundled import bundled_path
+from wtal_kit.data import bundled
+from wtal_kit.data.bundled import bundled_path
 from wtal_kit.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -93,8 +93,8 @@ def test_non_editable_install_finds_the_shipped_data(tmp_path):
     # -I: no PYTHONPATH, no user site, no current folder on sys.path; the install goes first
     probe = (
         "import json, sys; sys.path.insert(0, sys.argv[1]);"
-        "import wtal_kit; from wtal_kit.bundled import bundled_path;"
-        "from wtal_kit.data.synthetic import make_synthetic_dataset; from wtal_kit.report import published_row;"
+        "import wtal_kit; from wtal_kit.data.bundled import bundled_path;"
+        "from wtal_kit.data.synthetic import make_synthetic_dataset; from wtal_kit.experiments.published import published_row;"
         "print(json.dumps({'module': wtal_kit.__file__, 'path': sys.path, 'thumos14': str(bundled_path('thumos14')),"
         " 'layout': make_synthetic_dataset().annotations.source, 'published': published_row()[0.5]}))"
     )
@@ -106,12 +106,12 @@ def test_non_editable_install_finds_the_shipped_data(tmp_path):
     assert Path(found["thumos14"]).is_relative_to(target) and Path(found["layout"]).is_relative_to(target)
     assert found["published"] == pytest.approx(29.6)
 
-    # the CLI, run the way `python -m wtal_kit.cli` does, from the installed copy only
+    # the CLI, run the way `python -m wtal_kit.apps.cli` does, from the installed copy only
     run_dir = tmp_path / "run"
     cli = (
         "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'wtal';"
         "import wtal_kit; assert wtal_kit.__file__.startswith(sys.path[0]), wtal_kit.__file__;"
-        "runpy.run_module('wtal_kit.cli', run_name='__main__', alter_sys=True)"
+        "runpy.run_module('wtal_kit.apps.cli', run_name='__main__', alter_sys=True)"
     )
     args = ["demo", "--iterations", "10", "--run-dir", str(run_dir), "--no-progress", "--no-serve"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

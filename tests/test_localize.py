@@ -14,9 +14,9 @@ from hypothesis.extra.numpy import arrays
 
 from wtal_kit import timegrid
 from wtal_kit.data.tables import DETECTION_COLUMNS
+from wtal_kit.config import LOCALIZATIONS
 from wtal_kit.errors import InputError
 from wtal_kit.localization import (
-    PROTOCOLS,
     block_topk_mean,
     localize,
     localize_videos,
@@ -395,7 +395,7 @@ def test_localize_videos_validation_names_the_video_and_field():
 
 
 def test_protocols_constant():
-    assert PROTOCOLS == ("paper", "wsad_code")
+    assert LOCALIZATIONS == ("paper", "wsad_code")
 
 
 # ---------------------------------------------------------------------------------------------

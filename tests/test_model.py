@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import wtal_kit._relu_dropout as relu_dropout_module
-from wtal_kit._relu_dropout import relu_dropout, relu_dropout_
+import wtal_kit.relu_dropout as relu_dropout_module
+from wtal_kit.relu_dropout import relu_dropout, relu_dropout_
 from wtal_kit.config import Config
 from wtal_kit.losses import balanced_bce, metric_loss, video_probs
 from wtal_kit.model import WtalModel, clip_activations
@@ -68,7 +68,7 @@ def test_centring_keeps_the_function_and_centres_the_weight_gradient():
     for again in (mu / 2, torch.zeros(6, dtype=torch.float64)):
         centred.center_inputs(again)
         torch.testing.assert_close(centred(x)[2], plain(x)[2])
-    assert not centred._centered  # mu = 0: the plain W_e x + b_e path
+    assert not centred.centered  # mu = 0: the plain W_e x + b_e path
 
 
 def test_centring_travels_in_the_state_dict_and_old_checkpoints_load():
@@ -77,10 +77,10 @@ def test_centring_travels_in_the_state_dict_and_old_checkpoints_load():
     model = WtalModel(feature_dim=6, num_classes=3).center_inputs(torch.full((6,), 0.4)).eval()
     copy = WtalModel(feature_dim=6, num_classes=3).eval()
     copy.load_state_dict(model.state_dict())
-    assert copy._centered and torch.equal(copy(x)[2], model(x)[2])
+    assert copy.centered and torch.equal(copy(x)[2], model(x)[2])
     old = {k: v for k, v in WtalModel(feature_dim=6, num_classes=3).state_dict().items() if k != "input_mean"}
     copy.load_state_dict(old)  # a checkpoint from before centring: strict loading still works, mu = 0
-    assert not copy._centered and torch.count_nonzero(copy.input_mean) == 0
+    assert not copy.centered and torch.count_nonzero(copy.input_mean) == 0
     with pytest.raises(ValueError, match="shape"):
         model.center_inputs(torch.zeros(5))
 
@@ -190,7 +190,7 @@ def test_full_size_batch_runs():
 
 
 # ---------------------------------------------------------------------------------------------
-# the fused CPU ReLU + dropout of training mode (wtal_kit._relu_dropout)
+# the fused CPU ReLU + dropout of training mode (wtal_kit.relu_dropout)
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 7])

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from wtal_kit import experiments as E
-from wtal_kit.reports import INJECTED_TAG, PARAMETERS_TAG, inject_parameters, notebook_path
+from wtal_kit.experiments.notebooks import INJECTED_TAG, PARAMETERS_TAG, inject_parameters, notebook_path
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMETERS = {"mode", "seeds", "store", "workers", "device", "features", "activitynet_features", "output_dir"}
@@ -33,7 +33,7 @@ def test_each_notebook_is_committed_without_outputs_and_takes_the_documented_par
     namespace = {}
     exec(_parameters_cell(notebook).source, namespace)
     assert PARAMETERS <= set(namespace)
-    assert namespace["mode"] == "quick" and namespace["seeds"] == [0, 1, 2]
+    assert namespace["mode"] == "small" and namespace["seeds"] == [0, 1, 2]
     imports = [line.strip() for cell in notebook.cells if cell.cell_type == "code"
                for line in cell.source.splitlines() if line.strip().startswith(("import ", "from "))]
     project = [line for line in imports if "wtal_kit" in line or "widgets" in line]
@@ -53,7 +53,7 @@ def test_parameters_are_injected_after_the_parameters_cell_once():
 
 
 def _wtal(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "wtal_kit.cli", *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "wtal_kit.apps.cli", *args], cwd=cwd, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +112,8 @@ def test_a_second_reproduction_trains_nothing(smoke_reports):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--mode", "quick", "--features", "x.h5"], "--mode full"),
-    (["--mode", "full", "--features", "missing.h5"], "no such feature store"),
+    (["--mode", "small", "--features", "x.h5"], "--mode paper"),
+    (["--mode", "paper", "--features", "missing.h5"], "no such feature store"),
     (["--workers", "0"], "--workers"),
     (["--seeds", "1", "1"], "seeds repeat"),
 ])

@@ -13,8 +13,8 @@ from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.hdf5 import Scores, read_scores
 from wtal_kit.errors import InputError
 from wtal_kit.evaluate import per_class_ap
-from wtal_kit.localization import _sigmoid, localize_videos
-from wtal_kit.pipeline import Localizer
+from wtal_kit.localization import sigmoid, localize_videos
+from wtal_kit.localizer import Localizer
 
 from conftest import make_scores
 
@@ -102,7 +102,7 @@ def test_trained_run_agrees(trained_quick_run):
 
 def count_run_searches(monkeypatch) -> list:
     """A list that grows by one each time the Localizer searches runs (a new threshold, no cached run set)."""
-    import wtal_kit.pipeline as pipeline
+    import wtal_kit.localizer as pipeline
 
     calls = []
     original = pipeline.runs_in_rows
@@ -171,13 +171,13 @@ def test_view_by_hand(tiny):
     assert view.segment.tolist() == list(range(10))
     np.testing.assert_allclose(view.t_start, np.arange(10) * SPS)
     np.testing.assert_allclose(view.t_end, (np.arange(10) + 1) * SPS)
-    np.testing.assert_allclose(view.probs, _sigmoid(np.clip(tiny.logits["a"][:, 0].astype(np.float64), -4, 4)))
+    np.testing.assert_allclose(view.probs, sigmoid(np.clip(tiny.logits["a"][:, 0].astype(np.float64), -4, 4)))
     assert view.video_prob == pytest.approx(0.9)
     assert view.curve_threshold == 0.5
     # detections: segments 2-4 -> [1.28, 3.2] (a perfect match), segment 7 -> [4.48, 5.12] (touches, IoU 0)
     det = view.detections
     assert det["t_start"].tolist() == pytest.approx([1.28, 4.48]) and det["t_end"].tolist() == pytest.approx([3.2, 5.12])
-    assert det["score"].tolist() == pytest.approx([_sigmoid(np.array(2.0)) + 0.7 * 0.9, _sigmoid(np.array(3.0)) + 0.7 * 0.9])
+    assert det["score"].tolist() == pytest.approx([sigmoid(np.array(2.0)) + 0.7 * 0.9, sigmoid(np.array(3.0)) + 0.7 * 0.9])
     assert det["true_positive"].tolist() == [True, False]
     assert view.ground_truth["matched"].tolist() == [True, False]
     assert view.ambiguous[["t_start", "t_end"]].values.tolist() == [[8.0, 9.0]]

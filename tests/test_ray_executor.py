@@ -1,4 +1,4 @@
-"""The experiment grid on Ray (wtal_kit.ray_executor): the local runner's results, retries, and no Ray installed."""
+"""The experiment grid on Ray (wtal_kit.experiments.ray_runner): the local runner's results, retries, and no Ray installed."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from wtal_kit import cli
+from wtal_kit.apps import cli
 from wtal_kit import experiments as E
-from wtal_kit import ray_executor
+from wtal_kit.experiments import ray_runner as ray_executor
 from wtal_kit.errors import InputError, WtalError
 
 
@@ -79,7 +79,7 @@ def test_a_task_is_retried_once_then_reported_while_the_others_complete(tmp_path
     def counted(job):  # a nested function: Ray pickles it by value into its workers
         import ray
 
-        from wtal_kit.ray_executor import train_entry
+        from wtal_kit.experiments.ray_runner import train_entry
 
         with open(attempts / job.key, "a") as log:
             log.write(json.dumps(ray.get_runtime_context().get_assigned_resources()) + "\n")
@@ -171,7 +171,7 @@ def test_reproduce_flags_that_do_not_go_together_are_refused(tmp_path, capsys, f
 
 
 def test_reproduce_hands_the_executor_options_to_the_runner(tmp_path, monkeypatch):
-    import wtal_kit.reports
+    import wtal_kit.experiments.notebooks
 
     seen = {}
 
@@ -179,7 +179,7 @@ def test_reproduce_hands_the_executor_options_to_the_runner(tmp_path, monkeypatc
         seen.update(kwargs)
         return {"grid": {"failed": []}, "notebooks": []}
 
-    monkeypatch.setattr(wtal_kit.reports, "reproduce", fake_reproduce)
+    monkeypatch.setattr(wtal_kit.experiments.notebooks, "reproduce", fake_reproduce)
     code = cli.main(["reproduce", "--mode", "smoke", "--executor", "ray", "--address", "10.0.0.5:6379",
                      "--gpus-per-task", "0.25", "--store", str(tmp_path / "store")])
     assert code == 0

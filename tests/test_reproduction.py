@@ -1,4 +1,4 @@
-"""The reproduction's tables (wtal_kit.reproduction): hand-built results with hand-computed expectations,
+"""The reproduction's tables (wtal_kit.experiments): hand-built results with hand-computed expectations,
 one smoke run for the protocol audit, and the committed notebooks against their generator."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from wtal_kit import experiments as E
-from wtal_kit import reproduction as R
+from wtal_kit import experiments as R
 
 REPO = Path(__file__).resolve().parents[1]
 

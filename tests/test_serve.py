@@ -1,4 +1,4 @@
-"""wtal_kit.serve: the voila command, ports, parameters, and one real app driven by headless chromium."""
+"""wtal_kit.apps.serve: the voila command, ports, parameters, and one real app driven by headless chromium."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 
 import browser
 from browser import TRACEBACK_SIGNS, VOILA_CELL_ERROR, chromium_page, require_browser, require_ui, voila_app, wait_for_widgets
-from wtal_kit import serve as serve_module
-from wtal_kit.serve import (CELL_ERROR_INSTRUCTION, free_port, health_url, is_loopback, notebook_env, serve, stop,
+from wtal_kit.apps import serve as serve_module
+from wtal_kit.apps.serve import (CELL_ERROR_INSTRUCTION, free_port, health_url, is_loopback, notebook_env, serve, stop,
                             voila_command, wait_until_ready)
 
 
@@ -29,7 +29,7 @@ def _listening_socket() -> socket.socket:
 
 
 def test_serve_imports_no_jupyter():
-    probe = ("import sys, wtal_kit.serve; bad = [m for m in sys.modules if m.split('.')[0] in "
+    probe = ("import sys, wtal_kit.apps.serve; bad = [m for m in sys.modules if m.split('.')[0] in "
              "{'voila', 'ipywidgets', 'plotly', 'jupyter_server', 'jupyter_client', 'ipykernel', 'nbformat', "
              "'tornado', 'anywidget', 'playwright', 'numpy', 'torch'}]; print(bad)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

@@ -11,11 +11,12 @@ import time
 
 import pytest
 
-from wtal_kit import experiments, sessions
+from wtal_kit import experiments
+from wtal_kit.apps import sessions
 from wtal_kit.errors import InputError
-from wtal_kit.pipeline import Localizer
-from wtal_kit.report import published_row
-from wtal_kit.runs import CHECKPOINT, load_checkpoint, load_run
+from wtal_kit.localizer import Localizer
+from wtal_kit.experiments.published import published_row
+from wtal_kit.training.runs import CHECKPOINT, load_checkpoint, load_run
 
 WAIT = 120  # seconds a test waits for a tiny training before it fails
 
@@ -85,7 +86,7 @@ def test_matches_find_the_papers_rows(smoke):
     assert [m.artefact for m in activitynet] == ["table2"]
 
 
-@pytest.mark.parametrize("preset, mode", [("smoke", "smoke"), ("small", "quick")])
+@pytest.mark.parametrize("preset, mode", [("smoke", "smoke"), ("small", "small")])
 def test_every_paper_row_set_from_the_controls_has_the_reproductions_key(preset, mode):
     for artefact in experiments.ARTEFACTS.values():
         for variant in artefact.variants:
@@ -298,13 +299,15 @@ def test_the_page_says_why_it_cannot_start(tmp_path):
     from widgets.sliders import Unavailable, sliders_from_parameters
 
     page = sliders_from_parameters(store=str(tmp_path), preset="fast")
-    assert isinstance(page, Unavailable) and "unknown preset &#x27;fast&#x27;" in page.widget.value
-    assert "workers must be a positive integer" in sliders_from_parameters(store=str(tmp_path), workers="two").widget.value
+    assert isinstance(page, Unavailable) and "field &#x27;preset&#x27;" in page.widget.value
+    assert "got &#x27;fast&#x27;" in page.widget.value
+    unavailable = sliders_from_parameters(store=str(tmp_path), workers="two").widget.value
+    assert "field &#x27;workers&#x27;: must be an integer" in unavailable and "got &#x27;two&#x27;" in unavailable
 
 
 # -- the command --------------------------------------------------------------------------------
 def test_cli_time_preset_and_bad_flags(capsys, tmp_path):
-    from wtal_kit.cli import main
+    from wtal_kit.apps.cli import main
 
     import torch
 

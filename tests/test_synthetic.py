@@ -421,7 +421,7 @@ def test_default_layout_is_thumos14():
 
 
 def test_missing_default_layout_raises(monkeypatch, tmp_path):
-    from wtal_kit import bundled
+    from wtal_kit.data import bundled
 
     monkeypatch.setattr(bundled, "_CANDIDATES", (tmp_path / "nowhere",))  # the shipped data are not installed
     with pytest.raises(InputError, match="not installed"):

@@ -12,10 +12,10 @@ from wtal_kit.config import Config
 from wtal_kit.data.hdf5 import read_scores
 from wtal_kit.errors import InputError
 from wtal_kit.evaluate import detection_map
-from wtal_kit.datasets import load_dataset
-from wtal_kit.inference import infer
-from wtal_kit.pipeline import Localizer
-from wtal_kit.runs import load_checkpoint, load_model, load_run
+from wtal_kit.data.catalog import load_dataset
+from wtal_kit.training.inference import infer
+from wtal_kit.localizer import Localizer
+from wtal_kit.training.runs import load_checkpoint, load_model, load_run
 from wtal_kit.training import BatchSampler, Callback, make_batch, train, untrained_result
 
 # Mechanics run on a tiny configuration (d = 32, a few iterations) on the real THUMOS14 layout;
@@ -136,10 +136,22 @@ def test_same_seed_same_numbers(tmp_path, small_config, small_dataset):
     pd.testing.assert_frame_equal(a.metrics, b.metrics)
 
 
+class CrashAt(Callback):
+    """A crash (an exception out of the loop) after ``iteration`` iterations, as a kill would end a run."""
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def on_iteration(self, event):
+        if event.iteration == self.iteration:
+            raise KeyboardInterrupt
+
+
 def test_resume_equals_uninterrupted(tmp_path, small_config, small_dataset):
     config = small_config.replace(iterations=12, eval_every=4, distance="class")
     full = train(config, tmp_path / "full", progress=False, dataset=small_dataset)
-    assert train(config, tmp_path / "cut", progress=False, stop_after=4, dataset=small_dataset) is None
+    with pytest.raises(KeyboardInterrupt):  # after iteration 5: the checkpoint on disk is iteration 4's
+        train(config, tmp_path / "cut", progress=False, callbacks=[CrashAt(5)], dataset=small_dataset)
     assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["iteration"] == 4
     resumed = train(config, tmp_path / "cut", resume=True, progress=False, dataset=small_dataset)
     pd.testing.assert_frame_equal(full.metrics, resumed.metrics, check_exact=True)
@@ -151,7 +163,8 @@ def test_resume_equals_uninterrupted(tmp_path, small_config, small_dataset):
 
 def test_resume_with_other_config_is_refused(tmp_path, small_config, small_dataset):
     config = small_config.replace(iterations=4, eval_every=2)
-    train(config, tmp_path, progress=False, stop_after=2, dataset=small_dataset)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path, progress=False, callbacks=[CrashAt(3)], dataset=small_dataset)
     with pytest.raises(InputError, match="different config.*lr"):
         train(config.replace(lr=0.5), tmp_path, resume=True, progress=False, dataset=small_dataset)
 

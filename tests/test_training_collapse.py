@@ -20,38 +20,24 @@ import pytest
 import torch
 
 from wtal_kit.config import Config
-from wtal_kit.datasets import load_dataset
-from wtal_kit.training import (
-    BatchSampler,
-    FeatureCache,
-    _Split,
-    _State,
-    _training_step,
-    training_feature_mean,
-)
+from wtal_kit.data.catalog import load_dataset
+from wtal_kit.training import TrainingData, TrainState
 
 
 def train_and_probe(config: Config, iterations: int, dataset=None) -> dict:
-    """Train ``iterations`` steps as train() does; return the dead-unit fraction and the losses."""
+    """Train ``iterations`` steps through the public step, as train() takes them; return the
+    dead-unit fraction and the losses."""
     dataset = dataset or load_dataset(config)
-    annotations = dataset.annotations
-    split = _Split.of(config, dataset)
-    cache = FeatureCache(dataset, config.feature_cache_mb)
-    mean = training_feature_mean(cache, split.train_indices) if config.center_features else None
-    device = torch.device("cpu")
-    state = _State.fresh(config, annotations.num_classes, device, mean)
-    sampler = BatchSampler(annotations.video_labels[split.train_indices], config)
-    labels_all = torch.from_numpy(annotations.video_labels.astype(np.float32))
+    data = TrainingData(dataset, config.replace(iterations=iterations), torch.device("cpu"))
+    state = TrainState.fresh(config, data.num_classes, data.device, data.input_mean())
     state.model.train()
-    terms = [
-        _training_step(state, split.train_indices[sampler.sample(state.rng)], cache, labels_all, config, device)
-        for _ in range(iterations)
-    ]
+    terms = [{name: float(value) for name, value in state.step(data.batch(state.rng)).items()} for _ in range(iterations)]
     # probe: the first 100 segments of 40 training videos spread over the split
-    probe = split.train_indices[np.linspace(0, len(split.train_indices) - 1, 40).round().astype(int)]
-    x = torch.from_numpy(np.concatenate([cache(int(i))[:100] for i in probe]))  # (N, d)
+    train_indices = data.split.train_indices
+    probe = train_indices[np.linspace(0, len(train_indices) - 1, 40).round().astype(int)]
+    x = torch.from_numpy(np.concatenate([np.asarray(data.features(int(i)))[:100] for i in probe]))  # (N, d)
     with torch.no_grad():
-        h = state.model._embed(x)  # (N, d): pre-activations W_e (x - mu) + b_e
+        h = state.model.embed(x)  # (N, d): pre-activations W_e (x - mu) + b_e
     active = (h > 0).double().mean(dim=0)  # (d,): how often each unit fires
     return {
         "dead": float((active == 0).double().mean()),  # units that fire on no probe segment

@@ -17,7 +17,7 @@ pytest.importorskip("plotly")
 from wtal_kit.data.hdf5 import write_scores  # noqa: E402
 from wtal_kit.data.jsonio import write_detections_json  # noqa: E402
 from wtal_kit.diagnosis import error_breakdown  # noqa: E402
-from wtal_kit.pipeline import Localizer  # noqa: E402
+from wtal_kit.localizer import Localizer  # noqa: E402
 from widgets.explorer import NO_CAP, TABLE_THRESHOLDS, Explorer, PathPolicy, explorer_app  # noqa: E402
 from widgets.timeline import CURVE, FALSE_POSITIVES, FIRST_COMPARE, GROUND_TRUTH, THRESHOLD, TRUE_POSITIVES, timeline_data  # noqa: E402
 
@@ -190,7 +190,7 @@ def test_explorer_app_opens_a_run_folder_and_a_compare_file(scores, split, tmp_p
 
 
 def test_max_per_video_control_caps_everything_shown(app, scores):
-    assert app.max_per_video.label == "no cap (paper)" and app.settings()["max_per_video"] is None  # shown, and the default
+    assert app.max_per_video.label == "no cap (paper)" and app.settings().max_per_video is None  # shown, and the default
     localizer = Localizer(scores)
     app.threshold.value = 0.3
     app.max_per_video.value = 1
@@ -202,7 +202,7 @@ def test_max_per_video_control_caps_everything_shown(app, scores):
     assert exported["external_data"]["settings"]["max_per_video"] == 1
     assert max(len(v) for v in exported["results"].values()) == 1
     app.max_per_video.value = NO_CAP
-    assert app.settings()["max_per_video"] is None
+    assert app.settings().max_per_video is None
     assert app.video_table["detections"].max() > 1 and "per video" not in app.summary.value
 
 
@@ -215,11 +215,11 @@ class SlowLocalizer(Localizer):
         super().__init__(scores)
         self.calls, self.gate, self.entered = [], threading.Event(), threading.Event()
 
-    def evaluate(self, *args, **kwargs):
-        self.calls.append(kwargs.get("threshold"))
+    def evaluate(self, settings=None, **kwargs):
+        self.calls.append(settings.threshold)
         self.entered.set()
         assert self.gate.wait(20)
-        return super().evaluate(*args, **kwargs)
+        return super().evaluate(settings, **kwargs)
 
 
 def test_background_refresh_takes_moves_while_busy_and_drops_stale_ones(scores, tmp_path):

@@ -8,7 +8,7 @@ Importable and testable without a browser; the Voila apps in ``notebooks/`` buil
     sliders = widgets.sliders_app("runs/store")  # live hyperparameter sliders over a results store
 
 ``widgets.figures`` draws the paper's Figures 2-5 from the reproduction's results (the
-reproduction notebooks use it with ``wtal_kit.experiments`` and ``wtal_kit.reproduction``,
+reproduction notebooks use it with ``wtal_kit.experiments`` and ``wtal_kit.experiments``,
 which importing it loads).
 """
 

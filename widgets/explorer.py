@@ -31,14 +31,14 @@ import pandas as pd
 import plotly.graph_objects as go
 
 import wtal_kit
-from wtal_kit.config import EVAL_PROTOCOLS, LOCALIZATIONS, VIEW_TIOU, Config
+from wtal_kit.config import DEFAULT_MIN_LENGTH, EVAL_PROTOCOLS, FINE_TIOUS, LOCALIZATIONS, VIEW_TIOU, Config, LocalizationSettings
+from wtal_kit.data.catalog import layout_of
 from wtal_kit.diagnosis import ACTIVITYNET_LENGTH_BINS, THUMOS14_LENGTH_BINS, error_breakdown
 from wtal_kit.evaluate import per_class_ap, with_average
-from wtal_kit.localization import DEFAULT_MIN_LENGTH
 from widgets.background import LatestOnly
 from widgets.timeline import Timeline, cursor_report, sync_initial_state
 
-TABLE_THRESHOLDS = tuple(np.round(np.arange(0.1, 1.0, 0.1), 1))  # mAP table rows: tIoU 0.1 ... 0.9
+TABLE_THRESHOLDS = FINE_TIOUS  # mAP table rows: tIoU 0.1 ... 0.9
 # The per-video cap's choices: none (the paper's protocol, the default) or a top-k by score. A dropdown
 # shows a None value as no selection at all, so "no cap" is 0 in the control and None in the settings.
 NO_CAP = 0
@@ -215,15 +215,17 @@ class Explorer:
         scores = self.localizer.scores
         dataset = (scores.attrs.get("config") or {}).get("dataset", "")
         note = (" — numbers on the embedded synthetic benchmark are not THUMOS14 results"
-                if str(dataset).startswith("synthetic-") else "")
+                if layout_of(dataset) is not None else "")
         where = f"{html.escape(self.label)}: subset '{html.escape(str(scores.attrs.get('subset', '?')))}', " \
                 f"{len(self.localizer.videos)} videos, {self.localizer.num_classes} classes{note}"
         return f"<h3 style='margin:4px 0'>wtal-kit detection explorer</h3><div>{where}</div>"
 
     # -- settings --------------------------------------------------------------------------
-    def settings(self) -> dict:
-        return dict(threshold=self.threshold.value, gamma=self.gamma.value, localization=self.localization.value,
-                    min_length=self.min_length.value, max_per_video=self.max_per_video.value or None)
+    def settings(self) -> LocalizationSettings:
+        """The controls' localization settings (checked: a bad value is one InputError)."""
+        return LocalizationSettings(threshold=self.threshold.value, gamma=self.gamma.value,
+                                    localization=self.localization.value, min_length=self.min_length.value,
+                                    max_per_video=self.max_per_video.value or None)
 
     def _say(self, text: str = "", error: bool = False) -> None:
         color = "#b00020" if error else "#555"
@@ -303,10 +305,10 @@ class Explorer:
         settings = self.settings()
         protocol = self.eval_protocol.value
         localizer = self.localizer
-        evaluation = localizer.evaluate(**settings, iou_thresholds=TABLE_THRESHOLDS, eval_protocol=protocol)
+        evaluation = localizer.evaluate(settings, iou_thresholds=TABLE_THRESHOLDS, eval_protocol=protocol)
         if stale():
             return
-        video_table = localizer.video_table(**settings, tiou=self.tiou.value, eval_protocol=protocol)
+        video_table = localizer.video_table(settings, tiou=self.tiou.value, eval_protocol=protocol)
         if stale():
             return
         self.evaluation, self.video_table = evaluation, video_table
@@ -317,7 +319,7 @@ class Explorer:
         self._draw_classes(evaluation, protocol)
         self._draw_errors(settings, protocol)
         self._fill_list()
-        cap = settings["max_per_video"]
+        cap = settings.max_per_video
         self.summary.value = (f"<div>{int(self.video_table['detections'].sum())} detections"
                               f"{'' if cap is None else f' (at most {cap} per video)'}; "
                               f"{int(self.video_table['true_positives'].sum())} true positives at tIoU {self.tiou.value:g}; "
@@ -350,7 +352,7 @@ class Explorer:
             self.class_chart.layout.title = dict(text=f"per-class AP at tIoU {tiou:g} ({protocol})", font=dict(size=13))
 
     def _draw_errors(self, settings, protocol) -> None:
-        detections = self.localizer.detections(**settings)
+        detections = self.localizer.detections(settings)
         breakdown = error_breakdown(self.localizer.ground_truth, detections, tiou=self.tiou.value, protocol=protocol,
                                     bins=length_bins(self.localizer))
         self.errors = breakdown
@@ -395,7 +397,7 @@ class Explorer:
         with self._quietly():
             self.klass.options = self.localizer.top_classes(video)
             self.klass.value = self.klass.options[0]
-            duration = float(self.localizer.annotations.durations[self.localizer._video_index(video)])
+            duration = self.localizer.duration(video)
             self.cursor.max = max(duration, 0.01)
             self.cursor.value = 0.0
         self._draw_video()
@@ -409,7 +411,7 @@ class Explorer:
         if self.videos.value is None or self.klass.value is None:
             return None
         return self.localizer.view(self.videos.value, self.klass.value, tiou=self.tiou.value,
-                                   eval_protocol=self.eval_protocol.value, **self.settings())
+                                   eval_protocol=self.eval_protocol.value, settings=self.settings())
 
     def _draw_video(self) -> None:
         if self.videos.value is None:
@@ -438,14 +440,14 @@ class Explorer:
 
     # -- export -----------------------------------------------------------------------------
     def detections_json(self) -> str:
-        detections = self.localizer.detections(**self.settings())
+        detections = self.localizer.detections(self.settings())
         results = {}
         for row in detections.itertuples():
             results.setdefault(row.video, []).append({"label": row.label, "score": row.score, "segment": [row.t_start, row.t_end]})
-        return json.dumps({"version": "wtal-kit explorer", "results": results, "external_data": {"settings": self.settings()}})
+        return json.dumps({"version": "wtal-kit explorer", "results": results, "external_data": {"settings": self.settings().to_dict()}})
 
     def _draw_exports(self) -> None:
-        detections = self.localizer.detections(**self.settings())
+        detections = self.localizer.detections(self.settings())
         links = [
             download_link(self.detections_json(), "detections.json", "application/json", "detections (ActivityNet JSON)"),
             download_link(detections.to_csv(index=False), "detections.csv", "text/csv", "detections (CSV)"),

@@ -6,7 +6,7 @@
   size, error bars = std over seeds; a dotted line marks the paper's optimum.
 - Figure 5 (:func:`timelines`, :func:`timelines_plotly`): for each class, the paper's stacked
   timeline of one test video: ground truth, detections, detection score and class activation
-  (sigmoid of the clipped CAS), from :func:`wtal_kit.reproduction.figure5_views`.
+  (sigmoid of the clipped CAS), from :func:`wtal_kit.experiments.figure5_views`.
 
 Every figure carries the provenance label of its results (``results.label()``): on the embedded
 benchmark these are synthetic-benchmark numbers, not THUMOS14 ones. matplotlib is imported
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from wtal_kit import reproduction
+from wtal_kit import experiments
 
 BAR_TIOUS = (0.1, 0.3, 0.5, 0.7)  # the x axis of Figures 2 and 3 (the paper plots no average there)
 PAPER_OPTIMUM = {"figure4a": 10, "figure4b": 60}  # what the paper reports as best (Sec. 4.4)
@@ -36,8 +36,8 @@ COLORS = {"ground truth": "#2ca02c", "tp": "#1f77b4", "fp": "#d62728", "score": 
 # -- numbers -------------------------------------------------------------------------------
 def tiou_bar_data(results) -> dict:
     """{"variants": labels, "tious": BAR_TIOUS, "mean": (V, 4) mAP %, "std": (V, 4) (NaN with one seed)}."""
-    table = reproduction.summary_table(results)
-    keys = [reproduction.column(t) for t in BAR_TIOUS]
+    table = experiments.summary_table(results)
+    keys = [experiments.column(t) for t in BAR_TIOUS]
     return {
         "variants": list(table["variant"]),
         "tious": BAR_TIOUS,
@@ -51,7 +51,7 @@ def sweep_data(results) -> dict:
     field = results.artefact.x
     if field is None:
         raise ValueError(f"{results.artefact.name} is not a sweep")
-    table = reproduction.summary_table(results)
+    table = experiments.summary_table(results)
     configs = [results.configs[label] for label in table["variant"]]
     return {
         "x": np.array([getattr(c, field) for c in configs], dtype=float),
@@ -176,7 +176,7 @@ def _panel_title(index: int, name: str, view) -> str:
 def timelines(views, label: str):
     """Figure 5: per class, four stacked rows over time: ground truth, detections (true positives
     blue, false positives red), detection score, class activation (sigmoid of the clipped CAS, with
-    the localization threshold). ``views``: [(class, VideoView)] (reproduction.figure5_views)."""
+    the localization threshold). ``views``: [(class, VideoView)] (experiments.figure5_views)."""
     from matplotlib.figure import Figure
 
     n = len(views)

@@ -1,6 +1,6 @@
 """Live hyperparameter sliders: change the method's settings, train, and watch the effect.
 
-:class:`Sliders` draws a :class:`wtal_kit.sessions.Session` (the queue, the background trainings,
+:class:`Sliders` draws a :class:`wtal_kit.apps.sessions.Session` (the queue, the background trainings,
 the results store); it holds only UI state. Set a control's ``value`` and press ``train`` (or call
 :meth:`Sliders.train`) in tests as in the page.
 
@@ -29,8 +29,10 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 import wtal_kit
-from wtal_kit import experiments, sessions
-from wtal_kit.config import Config
+from wtal_kit import experiments
+from wtal_kit.apps import sessions
+from wtal_kit.config import BUDGETS, Config
+from wtal_kit.data.catalog import layout_of
 from widgets.explorer import explorer_app
 from widgets.timeline import sync_initial_state
 
@@ -64,7 +66,7 @@ def cost_text(config: Config, preset: str, in_store: bool, ahead: int = 0) -> st
     if in_store:
         return "This setting is in the results store: its result is shown at once, without training."
     queue = f" {ahead} run(s) ahead of it in the queue." if ahead else ""
-    if preset == "small" and sessions.layout_of(config) == "thumos14":
+    if preset == "small" and layout_of(config.dataset) == "thumos14":
         small = sessions.preset_config("small")
         estimate = sessions.SMALL_PRESET_SECONDS * config.iterations / small.iterations
         return (f"Cost: about {estimate:.0f} s of one CPU core (the small preset measured "
@@ -72,7 +74,7 @@ def cost_text(config: Config, preset: str, in_store: bool, ahead: int = 0) -> st
                 f"longer while other programs use the cores.{queue}")
     if preset == "smoke":
         return f"Cost: seconds (d={config.feature_dim}, {config.iterations} iterations).{queue}"
-    return (f"Cost: not measured on this machine ({preset} preset, {sessions.layout_of(config) or config.dataset}, "
+    return (f"Cost: not measured on this machine ({preset} preset, {layout_of(config.dataset) or config.dataset}, "
             f"d={config.feature_dim}, {config.iterations} iterations); the small preset on the THUMOS14 layout takes "
             f"about {sessions.SMALL_PRESET_SECONDS:.0f} s of one CPU core.{queue}")
 
@@ -100,7 +102,7 @@ def _cell(values, key, scale: float = 1.0) -> str:
 
 
 class Sliders:
-    """The app's widgets and state over a :class:`wtal_kit.sessions.Session`."""
+    """The app's widgets and state over a :class:`wtal_kit.apps.sessions.Session`."""
 
     def __init__(self, session: sessions.Session, *, preset: str = sessions.DEFAULT_PRESET, layout: str = "thumos14",
                  throttle: float = THROTTLE):
@@ -117,7 +119,7 @@ class Sliders:
         self.problems = {}
 
         label = {"style": {"description_width": "150px"}, "layout": w.Layout(width="360px")}
-        self.preset = w.Dropdown(options=[(f"{name}: {text}", name) for name, (_, text) in sessions.PRESETS.items()],
+        self.preset = w.Dropdown(options=[(f"{name}: {BUDGETS[name][1]}", name) for name in sessions.PRESETS],
                                  value=preset, description="preset", style={"description_width": "150px"},
                                  layout=w.Layout(width="720px"))
         self.layout = w.ToggleButtons(options=[("THUMOS14 layout", "thumos14"), ("ActivityNet1.2 layout", "activitynet12")],
@@ -488,9 +490,7 @@ def sliders_from_parameters(store: str = "", preset: str = "", layout: str = "",
     layout = layout or os.environ.get(ENV_LAYOUT, "") or "thumos14"
     workers = str(workers or os.environ.get(ENV_WORKERS, "")).strip()
     try:
-        if workers and not workers.isdigit():
-            raise wtal_kit.InputError(f"workers must be a positive integer, got {workers!r}", field="workers")
-        return sliders_app(store, preset, layout, int(workers) if workers else None)
+        return sliders_app(store, preset, layout, int(workers) if workers.isdigit() else (workers or None))
     except wtal_kit.WtalError as error:
         return Unavailable(str(error))
     except Exception as error:  # noqa: BLE001 - a page, not a traceback

@@ -16,7 +16,9 @@ The public API (names are loaded on first use, so ``wtal localize`` and
 
 Configuration and training
     Config            one typed config with the paper's defaults (``Config.from_preset("quick")``)
+    LocalizationSettings  threshold, gamma, localization, min length, max per video: one checked value
     train             train a model into a run directory; callbacks, stop event, resume
+    TrainState        model, optimizer and random streams, with the public ``step(batch)``
     Callback          base class of training callbacks (``on_iteration``, ``on_evaluation``)
     IterationEvent    what ``Callback.on_iteration`` receives: iteration, loss terms
     EvaluationEvent   what ``Callback.on_evaluation`` receives: iteration, mean losses, mAP table
@@ -42,9 +44,11 @@ Readers and writers
     read_ground_truth_json, write_ground_truth_json, read_detections_json, write_detections_json
                                                 ActivityNet-style JSON
     load_ground_truth                           ground truth from any of the above
+    evaluate_detections  mAP and per-class AP of a detections table against ground truth
+    reference         the readable evaluator, the oracle the fast one is tested equal to
 Reproducing the paper
-    experiments       the tables and figures as grids of configs, the results store, the runner
-    reproduction      tables with the published rows beside ours, the claims check, the protocol audit
+    experiments       the tables and figures as grids of configs, the results store, the runners,
+                      our tables beside the published rows, the claims check, the protocol audit
 Errors
     WtalError         base of every error raised on purpose
     InputError        bad input: names the file, the video and the field
@@ -53,6 +57,9 @@ Errors
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 from wtal_kit.errors import InputError, WtalError
 
@@ -60,19 +67,22 @@ __version__ = "0.1.0"
 
 _LOCATIONS = {
     "Config": "wtal_kit.config",
-    "train": "wtal_kit.training",
-    "Callback": "wtal_kit.training",
-    "IterationEvent": "wtal_kit.training",
-    "EvaluationEvent": "wtal_kit.training",
-    "TrainResult": "wtal_kit.training",
-    "load_run": "wtal_kit.runs",
-    "Run": "wtal_kit.runs",
+    "LocalizationSettings": "wtal_kit.config",
+    "train": "wtal_kit.training.loop",
+    "TrainState": "wtal_kit.training.state",
+    "Callback": "wtal_kit.training.loop",
+    "IterationEvent": "wtal_kit.training.loop",
+    "EvaluationEvent": "wtal_kit.training.loop",
+    "TrainResult": "wtal_kit.training.loop",
+    "load_run": "wtal_kit.training.runs",
+    "Run": "wtal_kit.training.runs",
     "Scores": "wtal_kit.data.hdf5",
-    "infer": "wtal_kit.inference",
-    "load_dataset": "wtal_kit.datasets",
-    "Localizer": "wtal_kit.pipeline",
-    "VideoView": "wtal_kit.pipeline",
-    "Evaluation": "wtal_kit.pipeline",
+    "infer": "wtal_kit.training.inference",
+    "load_dataset": "wtal_kit.data.catalog",
+    "Localizer": "wtal_kit.localizer",
+    "VideoView": "wtal_kit.localizer",
+    "Evaluation": "wtal_kit.evaluate",
+    "evaluate_detections": "wtal_kit.evaluate",
     "localize": "wtal_kit.localization",
     "localize_videos": "wtal_kit.localization",
     "per_class_ap": "wtal_kit.evaluate",
@@ -91,7 +101,25 @@ _LOCATIONS = {
 }
 
 # Submodules a notebook reaches as ``wtal_kit.<name>`` without importing them itself.
-_SUBMODULES = ("experiments", "reproduction")
+_SUBMODULES = ("experiments", "reference")
+
+# Module paths before the rooms of 0.2, kept as aliases for one version (imported, they warn once):
+# ``import wtal_kit.pipeline`` gives wtal_kit.localizer, and so on.
+_MOVED = {
+    "pipeline": "wtal_kit.localizer",
+    "datasets": "wtal_kit.data.catalog",
+    "bundled": "wtal_kit.data.bundled",
+    "inference": "wtal_kit.training.inference",
+    "runs": "wtal_kit.training.runs",
+    "reproduction": "wtal_kit.experiments",
+    "ray_executor": "wtal_kit.experiments.ray_runner",
+    "report": "wtal_kit.experiments.published",
+    "reports": "wtal_kit.experiments.notebooks",
+    "sessions": "wtal_kit.apps.sessions",
+    "serve": "wtal_kit.apps.serve",
+    "demo": "wtal_kit.apps.demo",
+    "cli": "wtal_kit.apps.cli",
+}
 
 __all__ = sorted(_LOCATIONS) + list(_SUBMODULES) + ["InputError", "WtalError", "__version__"]
 
@@ -103,7 +131,42 @@ def __getattr__(name: str):
         return value
     if name in _SUBMODULES:
         return importlib.import_module(f"wtal_kit.{name}")
+    if name in _MOVED:
+        return _moved_module(name)
     raise AttributeError(f"module 'wtal_kit' has no attribute {name!r}")
+
+
+def _moved_module(name: str):
+    """The module an old path names now, with a FutureWarning (once per path)."""
+    import sys
+    import warnings
+
+    new = _MOVED[name]
+    warnings.warn(f"wtal_kit.{name} is now {new}; the old path goes away in 0.3", FutureWarning, stacklevel=3)
+    module = importlib.import_module(new)
+    sys.modules[f"wtal_kit.{name}"] = module
+    return module
+
+
+class _MovedModules(importlib.abc.MetaPathFinder):
+    """Lets ``import wtal_kit.pipeline`` (and the other paths of :data:`_MOVED`) find the module's new home."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        prefix, _, name = fullname.rpartition(".")
+        if prefix != "wtal_kit" or name not in _MOVED:
+            return None
+        return importlib.util.spec_from_loader(fullname, _MovedLoader())
+
+
+class _MovedLoader(importlib.abc.Loader):
+    def create_module(self, spec):
+        return _moved_module(spec.name.rpartition(".")[2])
+
+    def exec_module(self, module):
+        pass  # already executed under its new name
+
+
+sys.meta_path.insert(0, _MovedModules())  # before the path finders: an old path is never a file
 
 
 def __dir__():

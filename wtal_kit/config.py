@@ -6,12 +6,21 @@ where the two differ the paper is the default and the code's choice an option.
 CLI flags and notebook parameters override fields (:meth:`Config.replace`);
 every run saves the config it used as JSON next to its results.
 
-Two named presets:
+Budgets: one vocabulary for every place that names how much a run trains (the ``--preset`` of
+``wtal train``, the ``--mode`` of ``wtal reproduce``, the sliders' presets). A config records its
+budget's name in ``preset``, so a saved config says exactly what ran (:data:`BUDGETS`):
 
-- ``paper``: the paper's settings exactly (d = 2048, lr 1e-4, batch 20, ...).
-- ``quick``: a CPU budget for the embedded synthetic benchmark: d = 256, lr 1e-3,
-  1500 iterations (about 1.5 minutes on 2 CPU cores). Legitimate only because it is named, saved with every result
-  and printed wherever its numbers appear.
+- ``paper``: the paper's settings exactly (d = 2048, lr 1e-4, batch 20, 4401 iterations).
+- ``quick``: the demo's CPU budget on the embedded synthetic benchmark: d = 256, lr 1e-3,
+  1500 iterations (about 1.5 minutes on 2 CPU cores).
+- ``small``: the reproduction's CPU grid and the sliders' default: d = 256, lr 1e-3, 800 iterations.
+- ``smoke``: a check of the machinery in seconds (d = 16, 6 iterations); its numbers mean nothing.
+
+A budget other than ``paper`` is legitimate only because it is named, saved with every result and
+printed wherever its numbers appear.
+
+Also here, each defined once: the tIoU sets (:data:`PAPER_TIOUS` and the others) and
+:class:`LocalizationSettings`, the five settings that turn scores into detections.
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
+from wtal_kit import checks
 from wtal_kit.atomic import atomic_write_text
 from wtal_kit.errors import InputError
 from wtal_kit.timegrid import DEFAULT_SECONDS_PER_SEGMENT
@@ -34,9 +45,27 @@ LOCALIZATIONS = ("paper", "wsad_code")
 EVAL_PROTOCOLS = ("activitynet", "wtalc")
 CHECKPOINT_SELECTIONS = ("last", "best_test_map")
 DEVICES = ("auto", "cpu", "cuda")
-PRESETS = ("paper", "quick")
-MAX_INT = 2**31 - 1  # the largest count, size or seed a config accepts
+MAX_INT = checks.MAX_INT  # the largest count, size or seed a config accepts
+DEFAULT_MIN_LENGTH = {"paper": 1, "wsad_code": 2}  # segments; min_length=None means this, per localization
+
+# -- tIoU sets: the one source ---------------------------------------------------------------
+PAPER_TIOUS = (0.1, 0.3, 0.5, 0.7)  # the paper's tables (Sec. 4.1); "avg" anywhere is the mean over these
+FINE_TIOUS = tuple(round(0.1 * i, 1) for i in range(1, 10))  # 0.1:0.1:0.9; its mean is labelled "avg 0.1:0.1:0.9"
+ACTIVITYNET_TIOUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5:0.05:0.95, ActivityNet's usual average
 VIEW_TIOU = 0.5  # tIoU at which a view or a per-video table calls a detection a true positive
+
+# -- budgets: the one vocabulary ------------------------------------------------------------------
+# name -> the fields it changes from the paper's settings, and what a page or a flag says of it.
+BUDGETS = MappingProxyType({
+    "paper": ({}, "the paper's settings (d=2048, lr 1e-4, 4401 iterations): meant for a GPU"),
+    "quick": (dict(feature_dim=256, lr=1e-3, iterations=1500),
+              "the demo's CPU budget (d=256, lr 1e-3, 1500 iterations, about 1.5 min on 2 cores)"),
+    "small": (dict(feature_dim=256, lr=1e-3, iterations=800, eval_every=200),
+              "the reproduction's CPU grid (d=256, lr 1e-3, 800 iterations)"),
+    "smoke": (dict(feature_dim=16, lr=1e-3, iterations=6, eval_every=3, batch_videos=8, batch_classes=2),
+              "seconds; a check of the machinery (d=16, 6 iterations): its numbers mean nothing"),
+})
+PRESETS = tuple(BUDGETS)  # the budgets' names (``Config.preset``, ``--preset``)
 FIELD_CHOICES = {
     "classification_loss": CLASSIFICATION_LOSSES,
     "metric_loss": METRIC_LOSSES,
@@ -48,6 +77,48 @@ FIELD_CHOICES = {
     "device": DEVICES,
     "preset": PRESETS,
 }
+
+
+@dataclass(frozen=True)
+class LocalizationSettings:
+    """How scores become detections (paper Sec. 3.5; docs/method.md, "Localization"): one frozen
+    value, checked here and only here, taken by the Localizer, the explorer, the sliders and the CLI.
+
+    ``LocalizationSettings(threshold=0.4)``; ``settings.replace(gamma=0.2)``; ``config.localization_settings``.
+    """
+
+    threshold: float = 0.5  # keep segments with sigmoid score >= threshold (paper 3.5; not used by wsad_code)
+    gamma: float = 0.7  # detection score = max + gamma * P(c|V) (paper 3.5)
+    localization: str = "paper"  # paper (Sec. 3.5) | wsad_code (the released code's localization)
+    min_length: int | None = None  # shortest detection kept, in segments; None: DEFAULT_MIN_LENGTH of the localization
+    max_per_video: int | None = None  # keep each video's this many highest-scoring detections; None: all (the paper)
+
+    def __post_init__(self):
+        set_ = object.__setattr__  # frozen: normalise the values once, here
+        set_(self, "localization", checks.one_of(self.localization, LOCALIZATIONS, "localization"))
+        set_(self, "threshold", checks.number(self.threshold, "threshold", above=0, below=1))
+        set_(self, "gamma", checks.number(self.gamma, "gamma", minimum=0))
+        set_(self, "min_length", checks.optional_integer(self.min_length, "min_length", minimum=1))
+        set_(self, "max_per_video", checks.optional_integer(self.max_per_video, "max_per_video", minimum=1))
+
+    @property
+    def resolved_min_length(self) -> int:
+        """min_length, with None resolved to the localization's default (1 paper, 2 wsad_code)."""
+        return DEFAULT_MIN_LENGTH[self.localization] if self.min_length is None else self.min_length
+
+    def replace(self, **changes) -> "LocalizationSettings":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def note(self) -> str:
+        """What every report says of these settings: 'paper localization', with the per-video cap when set."""
+        cap = "" if self.max_per_video is None else f", at most {self.max_per_video} detections per video"
+        return f"{self.localization} localization{cap}"
+
+
+LOCALIZATION_FIELDS = tuple(f.name for f in dataclasses.fields(LocalizationSettings))
 
 
 def _field(default, help: str):
@@ -106,13 +177,14 @@ class Config:
 
     # -- evaluation -----------------------------------------------------------
     eval_every: int = _field(500, "evaluate on the held-out split every this many iterations (and at the end)")
-    localization: str = _field("paper", "paper (Sec. 3.5) | wsad_code (the released code's localization)")
-    threshold: float = _field(0.5, "keep segments with sigmoid score >= threshold (paper 3.5)")
-    gamma: float = _field(0.7, "detection score = max + gamma * P(c|V) (paper 3.5)")
-    min_length: int | None = _field(None, "shortest detection kept, in segments; None: 1 (paper localization) or 2 (wsad_code)")
-    max_per_video: int | None = _field(None, "keep each video's this many highest-scoring detections (the ActivityNet challenge allows 100); None: no cap, the paper's protocol")
+    # (the five localization settings: their defaults are LocalizationSettings', their checks its own)
+    localization: str = _field(LocalizationSettings.localization, "paper (Sec. 3.5) | wsad_code (the released code's localization)")
+    threshold: float = _field(LocalizationSettings.threshold, "keep segments with sigmoid score >= threshold (paper 3.5)")
+    gamma: float = _field(LocalizationSettings.gamma, "detection score = max + gamma * P(c|V) (paper 3.5)")
+    min_length: int | None = _field(LocalizationSettings.min_length, "shortest detection kept, in segments; None: 1 (paper localization) or 2 (wsad_code)")
+    max_per_video: int | None = _field(LocalizationSettings.max_per_video, "keep each video's this many highest-scoring detections (the ActivityNet challenge allows 100); None: no cap, the paper's protocol")
     eval_protocol: str = _field("activitynet", "activitynet (interpolated AP, best match) | wtalc (W-TALC's evaluator)")
-    iou_thresholds: tuple = _field((0.1, 0.3, 0.5, 0.7), "tIoU thresholds reported (paper 4.1)")
+    iou_thresholds: tuple = _field(PAPER_TIOUS, "tIoU thresholds reported (paper 4.1)")
     checkpoint_selection: str = _field("last", "last: the reported model; best_test_map: the code's choice (selects on TEST mAP@0.5+0.7)")
     feature_cache_mb: int = _field(2048, "MB of features a run keeps on its device: the training split (then the held-out one) whole if it fits, else a host cache of training videos")
 
@@ -126,13 +198,10 @@ class Config:
     # -- presets ----------------------------------------------------------------
     @classmethod
     def from_preset(cls, name: str = "paper", **overrides) -> "Config":
-        if name not in PRESETS:
+        """The paper's settings with a budget's changes (:data:`BUDGETS`), then ``overrides``."""
+        if name not in BUDGETS:
             raise InputError(f"unknown preset {name!r}; choose one of {PRESETS}", field="preset")
-        values = dict(preset=name)
-        if name == "quick":
-            values.update(feature_dim=256, lr=1e-3, iterations=1500)
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{"preset": name, **BUDGETS[name][0], **overrides})
 
     # -- checks and (de)serialisation ---------------------------------------------
     def validate(self) -> None:
@@ -169,18 +238,12 @@ class Config:
         for name in ("lr", "seconds_per_segment"):
             if not getattr(self, name) > 0:
                 raise InputError(f"must be > 0, got {getattr(self, name)!r}", field=name)
-        for name in ("weight_decay", "margin", "metric_weight", "classification_weight", "gamma"):
+        for name in ("weight_decay", "margin", "metric_weight", "classification_weight"):
             if not getattr(self, name) >= 0:
                 raise InputError(f"must be >= 0, got {getattr(self, name)!r}", field=name)
         if not 0 <= self.dropout < 1:
             raise InputError(f"must be in [0, 1), got {self.dropout!r}", field="dropout")
-        if not 0 < self.threshold < 1:
-            raise InputError(f"must be in (0, 1), got {self.threshold!r}", field="threshold")
-        if self.min_length is not None and (not isinstance(self.min_length, int) or isinstance(self.min_length, bool)
-                                            or not 1 <= self.min_length <= MAX_INT):
-            raise InputError(f"must be an integer >= 1 or None, got {self.min_length!r}", field="min_length")
-        if self.max_per_video is not None and (not isinstance(self.max_per_video, int) or isinstance(self.max_per_video, bool) or self.max_per_video < 1):
-            raise InputError(f"must be an integer >= 1 or None, got {self.max_per_video!r}", field="max_per_video")
+        self.localization_settings  # noqa: B018 -- the five localization settings are checked there
         if not self.iou_thresholds or not all(0 < t <= 1 for t in self.iou_thresholds):  # False for NaN
             raise InputError(f"must be non-empty, each in (0, 1], got {self.iou_thresholds!r}", field="iou_thresholds")
 
@@ -230,6 +293,11 @@ class Config:
             raise InputError(str(exc).splitlines()[0][:200], file=path) from None
 
     # -- derived ----------------------------------------------------------------
+    @property
+    def localization_settings(self) -> LocalizationSettings:
+        """threshold, gamma, localization, min_length and max_per_video as one value."""
+        return LocalizationSettings(**{name: getattr(self, name) for name in LOCALIZATION_FIELDS})
+
     @property
     def effective_block_size(self) -> int | None:
         """The block size the losses see: None when block processing is off."""

@@ -7,6 +7,9 @@ once. The CLI turns a :class:`WtalError` into one line on stderr and exit code 2
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 
 class WtalError(Exception):
     """Base class of every error that wtal-kit raises on purpose."""
@@ -40,3 +43,13 @@ class InputError(WtalError, ValueError):
 
 def _one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def failure_message(error: BaseException) -> str:
+    """One line for a failure (a training of a grid, a Ray task): a WtalError's own message; anything
+    else with its type and where it happened."""
+    if isinstance(error, WtalError):
+        return str(error)
+    frames = traceback.extract_tb(error.__traceback__)  # a bug or a library error
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"

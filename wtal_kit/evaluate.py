@@ -55,13 +55,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from wtal_kit.config import EVAL_PROTOCOLS, Config
+from wtal_kit import checks
+from wtal_kit.config import EVAL_PROTOCOLS, PAPER_TIOUS
 from wtal_kit.data.tables import check_detections, check_ground_truth
 from wtal_kit.errors import InputError
 
-DEFAULT_IOU_THRESHOLDS = Config.iou_thresholds  # the paper's tables (Sec. 4.1); defined once, in Config
-ACTIVITYNET_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # 0.5:0.05:0.95, ActivityNet's average mAP
-PROTOCOLS = EVAL_PROTOCOLS
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """mAP per tIoU threshold (fractions, with "avg") and the per-class AP table (index: class name)."""
+
+    mean_ap: pd.Series
+    per_class: pd.DataFrame
 
 
 # ----------------------------------------------------------------------------- public API
@@ -84,7 +90,7 @@ def segment_iou(segments_a, segments_b) -> np.ndarray:
 def per_class_ap(
     ground_truth: pd.DataFrame,
     detections: pd.DataFrame,
-    iou_thresholds=DEFAULT_IOU_THRESHOLDS,
+    iou_thresholds=PAPER_TIOUS,
     protocol: str = "activitynet",
 ) -> pd.DataFrame:
     """AP of every ground-truth class at every threshold.
@@ -93,8 +99,8 @@ def per_class_ap(
     columns the thresholds (float, in the given order), values in [0, 1].
     See the module docstring for the two protocols.
     """
-    protocol = _check_protocol(protocol)
-    thresholds = _check_thresholds(iou_thresholds)  # (T,)
+    protocol = checks.one_of(protocol, EVAL_PROTOCOLS, "protocol")
+    thresholds = checks.tiou_thresholds(iou_thresholds)  # (T,)
     gt = check_ground_truth(ground_truth)
     det = check_detections(detections)
     if len(gt) == 0:
@@ -113,7 +119,7 @@ def per_class_ap(
 def detection_map(
     ground_truth: pd.DataFrame,
     detections: pd.DataFrame,
-    iou_thresholds=DEFAULT_IOU_THRESHOLDS,
+    iou_thresholds=PAPER_TIOUS,
     protocol: str = "activitynet",
 ) -> pd.Series:
     """mAP (mean of :func:`per_class_ap` over the ground-truth classes) per threshold.
@@ -124,6 +130,21 @@ def detection_map(
     out = ap.mean(axis=0)
     out.name = "mAP"
     return out
+
+
+def evaluate_detections(ground_truth: pd.DataFrame, detections: pd.DataFrame, iou_thresholds=PAPER_TIOUS,
+                        protocol: str = "activitynet") -> "Evaluation":
+    """mAP per tIoU threshold (with "avg") and per-class AP of a detections table against ground truth.
+
+    Warns (once) when detections name videos that have no ground-truth instance: their detections
+    all count as false positives, which usually means the wrong subset or the wrong ground truth.
+    """
+    outside = set(detections["video"]) - set(ground_truth["video"])
+    if outside:
+        warnings.warn(f"{len(outside)} of the {detections['video'].nunique()} videos with detections have no ground-truth "
+                      f"instance (their detections all count as false positives); wrong --subset or ground truth?")
+    per_class = per_class_ap(ground_truth, detections, iou_thresholds, protocol)
+    return Evaluation(with_average(per_class.mean(axis=0).rename("mAP")), per_class)
 
 
 def with_average(map_series: pd.Series) -> pd.Series:
@@ -140,30 +161,7 @@ def with_average(map_series: pd.Series) -> pd.Series:
     return out
 
 
-# ----------------------------------------------------------------------------- validation
-
-
-def _check_protocol(protocol) -> str:
-    if protocol not in PROTOCOLS:
-        raise InputError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}", field="protocol")
-    return protocol
-
-
-def _check_thresholds(iou_thresholds) -> np.ndarray:
-    try:
-        thresholds = np.atleast_1d(np.asarray(iou_thresholds, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise InputError(f"tIoU thresholds must be numbers, got {iou_thresholds!r}", field="iou_thresholds") from None
-    if thresholds.ndim != 1 or thresholds.size == 0:
-        raise InputError(f"tIoU thresholds must be a non-empty 1-D sequence, got {iou_thresholds!r}", field="iou_thresholds")
-    bad = ~((thresholds > 0) & (thresholds <= 1))  # also catches NaN
-    if bad.any():
-        raise InputError(
-            f"tIoU thresholds must lie in (0, 1], got {thresholds[bad].tolist()}", field="iou_thresholds"
-        )
-    if np.unique(thresholds).size != thresholds.size:
-        raise InputError(f"tIoU thresholds must be distinct, got {thresholds.tolist()}", field="iou_thresholds")
-    return thresholds
+# ----------------------------------------------------------------------------- tables
 
 
 def _drop_unknown_labels(det: pd.DataFrame, classes: np.ndarray) -> pd.DataFrame:
@@ -259,7 +257,7 @@ def average_precision_codes(ground_truth: CodedIntervals, detections: CodedInter
         gt_group, ground_truth.t_start, ground_truth.t_end, det_group,
         detections.t_start[ranked], detections.t_end[ranked], thresholds, protocol,
     )  # (D, T) in ranked order
-    return _average_precision(is_tp, detections.label[ranked], gt_count, protocol)
+    return ranked_average_precision(is_tp, detections.label[ranked], gt_count, protocol)
 
 
 def _match(gt_group, gt_start, gt_end, det_group, det_start, det_end, thresholds, protocol) -> np.ndarray:
@@ -325,7 +323,7 @@ def _match(gt_group, gt_start, gt_end, det_group, det_start, det_end, thresholds
     return is_tp, matched
 
 
-def _average_precision(is_tp, det_class, gt_count, protocol) -> np.ndarray:
+def ranked_average_precision(is_tp, det_class, gt_count, protocol) -> np.ndarray:
     """AP (C, T) from is_tp (D, T) of detections sorted by class then rank."""
     n_classes, n_thresholds = len(gt_count), is_tp.shape[1]
     class_start = np.searchsorted(det_class, np.arange(n_classes))  # (C,)

@@ -37,16 +37,14 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from wtal_kit import timegrid
-from wtal_kit.config import LOCALIZATIONS, Config
+from wtal_kit import checks, timegrid
+# DEFAULT_MIN_LENGTH: the shortest detection kept, in segments, when min_length is not given: the
+# paper keeps every run (1), the released code drops runs of one segment (2).
+from wtal_kit.config import DEFAULT_MIN_LENGTH, LOCALIZATIONS, Config
 from wtal_kit.data.tables import DETECTION_COLUMNS, check_detections, empty_detections
 from wtal_kit.errors import InputError
 from wtal_kit.timegrid import DEFAULT_SECONDS_PER_SEGMENT
 
-PROTOCOLS = LOCALIZATIONS
-# Shortest detection kept, in segments, when min_length is not given: the paper keeps every run,
-# the released code drops runs of one segment.
-DEFAULT_MIN_LENGTH = {"paper": 1, "wsad_code": 2}
 
 _SINGLE_VIDEO_COLUMNS = ["label", "t_start", "t_end", "score"]
 
@@ -81,24 +79,6 @@ def _check_probabilities(array: np.ndarray, field: str) -> None:
         raise InputError(
             f"probabilities must lie in [0, 1], got {array[tuple(where)]!r} at {tuple(where)}", field=field
         )
-
-
-def _check_number(value, field: str, *, positive=False, integer=False, minimum=None) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"must be a number, got {value!r}", field=field) from None
-    if not np.isfinite(number):
-        raise InputError(f"must be finite, got {value!r}", field=field)
-    if positive and number <= 0:
-        raise InputError(f"must be positive, got {value!r}", field=field)
-    if integer:
-        if number != int(number):
-            raise InputError(f"must be an integer, got {value!r}", field=field)
-        number = int(number)
-    if minimum is not None and number < minimum:
-        raise InputError(f"must be >= {minimum}, got {value!r}", field=field)
-    return number
 
 
 def _check_seconds_per_segment(seconds_per_segment) -> float:
@@ -181,7 +161,7 @@ def run_max_in_rows(flat_rows: np.ndarray, row_length: int, rows, starts, ends) 
     return np.maximum.reduceat(flat_rows, bounds)[0::2]
 
 
-def _touches_ambiguous(starts, ends, intervals: np.ndarray, sps: float) -> np.ndarray:
+def touches_ambiguous(starts, ends, intervals: np.ndarray, sps: float) -> np.ndarray:
     """(n,) bool: grid range ``range(starts[j], ends[j])`` shares an index with some
     ``range(round(a / sps), round(b / sps))`` of ``intervals`` (m, 2) seconds
     (the released code's "IoU > 0" test on index sets)."""
@@ -222,8 +202,8 @@ def block_topk_mean(x, block_size: int = Config.block_size, k: int = Config.k) -
     the mean is over ``k_eff = min(k, |B|)`` values. ``x``: (T, C), T >= 1.
     """
     values = _check_matrix(x, "x")  # (T, C)
-    block_size = _check_number(block_size, "block_size", integer=True, minimum=1)
-    k = _check_number(k, "k", integer=True, minimum=1)
+    block_size = checks.integer(block_size, "block_size", minimum=1)
+    k = checks.integer(k, "k", minimum=1)
     num_segments, num_classes = values.shape
     num_blocks = max(1, num_segments // block_size)  # n_B
     head_length = (num_blocks - 1) * block_size
@@ -269,10 +249,10 @@ def localize(
     if not np.isfinite(video_probs).all():
         raise InputError("non-finite value", field="video_probs")
     _check_probabilities(video_probs, "video_probs")
-    threshold = _check_number(threshold, "threshold")
+    threshold = checks.number(threshold, "threshold")
     if not 0 < threshold < 1:
         raise InputError(f"must lie in (0, 1), got {threshold!r}", field="threshold")
-    gamma = _check_number(gamma, "gamma")
+    gamma = checks.number(gamma, "gamma")
     sps = _check_seconds_per_segment(seconds_per_segment)
 
     return _table(*_paper_arrays(probs, video_probs, threshold, gamma, sps))
@@ -323,8 +303,8 @@ def localize_wsad_code(
     """
     values = _check_matrix(logits, "logits")  # (T, C)
     sps = _check_seconds_per_segment(seconds_per_segment)
-    gamma = _check_number(gamma, "gamma")
-    min_length = _check_number(min_length, "min_length", integer=True, minimum=1)
+    gamma = checks.number(gamma, "gamma")
+    min_length = checks.integer(min_length, "min_length", minimum=1)
     intervals = _check_intervals(ambiguous)  # (m, 2)
     return _table(*_wsad_code_arrays(values, sps, block_size, k, gamma, min_length, intervals))
 
@@ -339,7 +319,7 @@ def _wsad_code_arrays(values, sps, block_size, k, gamma, min_length, intervals):
     long_enough = ends - starts >= min_length
     classes, starts, ends = classes[long_enough], starts[long_enough], ends[long_enough]
 
-    clear = ~_touches_ambiguous(starts, ends, intervals, sps)
+    clear = ~touches_ambiguous(starts, ends, intervals, sps)
     classes, starts, ends = classes[clear], starts[clear], ends[clear]
 
     if classes.size == 0:
@@ -356,15 +336,6 @@ def _wsad_code_arrays(values, sps, block_size, k, gamma, min_length, intervals):
 
 # ----------------------------------------------------------------------------------------------
 # many videos
-
-
-def check_max_per_video(max_per_video) -> int | None:
-    """None (no cap) or an integer >= 1, else InputError naming ``max_per_video``."""
-    if max_per_video is None:
-        return None
-    if isinstance(max_per_video, bool):
-        raise InputError(f"must be an integer >= 1 or None, got {max_per_video!r}", field="max_per_video")
-    return _check_number(max_per_video, "max_per_video", integer=True, minimum=1)
 
 
 def top_per_video(video: np.ndarray, score: np.ndarray, max_per_video: int | None) -> np.ndarray:
@@ -386,7 +357,7 @@ def top_per_video(video: np.ndarray, score: np.ndarray, max_per_video: int | Non
     return keep
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)) without overflow."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -456,8 +427,7 @@ def localize_videos(
     Returns columns ``video, label, t_start, t_end, score`` (DETECTION_COLUMNS),
     ordered by video (mapping order), class, start.
     """
-    if protocol not in PROTOCOLS:
-        raise InputError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}", field="protocol")
+    checks.one_of(protocol, LOCALIZATIONS, "protocol")
     if not isinstance(logits, Mapping):
         raise InputError(f"must be a mapping video -> (T, C) array, got {type(logits).__name__}", field="logits")
     if protocol == "paper" and not isinstance(video_probs, Mapping):
@@ -467,18 +437,18 @@ def localize_videos(
         )
     names = np.asarray([str(name) for name in class_names], dtype=object)  # (C,)
     if kappa is not None:
-        kappa = _check_number(kappa, "kappa", positive=True)
+        kappa = checks.number(kappa, "kappa", above=0)
     ambiguous_by_video = _ambiguous_by_video(ambiguous)
 
     sps = _check_seconds_per_segment(seconds_per_segment)
     if protocol == "paper":
-        threshold = _check_number(threshold, "threshold")
+        threshold = checks.number(threshold, "threshold")
         if not 0 < threshold < 1:
             raise InputError(f"must lie in (0, 1), got {threshold!r}", field="threshold")
-    gamma = _check_number(gamma, "gamma")
+    gamma = checks.number(gamma, "gamma")
     min_length = DEFAULT_MIN_LENGTH[protocol] if min_length is None else min_length
-    min_length = _check_number(min_length, "min_length", integer=True, minimum=1)
-    max_per_video = check_max_per_video(max_per_video)
+    min_length = checks.integer(min_length, "min_length", minimum=1)
+    max_per_video = checks.optional_integer(max_per_video, "max_per_video", minimum=1)
 
     # Per video, plain arrays; one DataFrame at the end (a DataFrame per video costs
     # more than the localization itself on the 2383 ActivityNet1.2 validation videos).
@@ -500,11 +470,11 @@ def localize_videos(
                     raise InputError(f"must be {len(names)} finite probabilities, got shape {probs_of_video.shape}", field="video_probs")
                 _check_probabilities(probs_of_video, "video_probs")
                 clipped = values if kappa is None else np.clip(values, -kappa, kappa)  # phi_kappa (Eq. 1)
-                found = _paper_arrays(_sigmoid(clipped), probs_of_video, threshold, gamma, sps, min_length)
+                found = _paper_arrays(sigmoid(clipped), probs_of_video, threshold, gamma, sps, min_length)
                 if intervals is not None and len(found[0]):
                     starts = timegrid.seconds_to_feature_grid(found[1], sps)  # (n,) i_s
                     ends = timegrid.seconds_to_feature_grid(found[2], sps)  # (n,) i_e + 1, exclusive
-                    clear = ~_touches_ambiguous(starts, ends, intervals, sps)
+                    clear = ~touches_ambiguous(starts, ends, intervals, sps)
                     found = tuple(array[clear] for array in found)
             else:
                 found = _wsad_code_arrays(

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wtal_kit._relu_dropout import relu_dropout, relu_dropout_
+from wtal_kit.relu_dropout import relu_dropout, relu_dropout_
 from wtal_kit.config import Config
 
 
@@ -95,7 +95,7 @@ class WtalModel(nn.Module):
         self._init_weights(generator)
         # mu of the centred embedding W_e (x - mu) + b_e; zero: not centred (see center_inputs)
         self.register_buffer("input_mean", torch.zeros(self.feature_dim))
-        self._centered = False
+        self.centered = False  # True once center_inputs set a non-zero mu
 
     def _init_weights(self, generator: torch.Generator | None) -> None:
         """Xavier-uniform W_e and W_f, zero biases (the released code's initialisation)."""
@@ -132,14 +132,14 @@ class WtalModel(nn.Module):
         with torch.no_grad():
             linear.bias.add_(linear.weight @ (mean - self.input_mean))  # keeps W_e (x - mu) + b_e unchanged
             self.input_mean.copy_(mean)
-        self._centered = bool(mean.any())
+        self.centered = bool(mean.any())
         return self
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A checkpoint from before centring existed has no input_mean: it is the uncentred model (mu = 0).
         state_dict.setdefault(prefix + "input_mean", torch.zeros_like(self.input_mean))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._centered = bool(self.input_mean.any())
+        self.centered = bool(self.input_mean.any())
 
     @property
     def classifier_weight(self) -> Tensor:
@@ -157,20 +157,20 @@ class WtalModel(nn.Module):
         """
         _check_features(x, self.feature_dim)
         batch, num_segments, _ = x.shape
-        h = self._embed(x.reshape(batch * num_segments, -1))  # (B*T, d): W_e (x - mu) + b_e, one row per segment
+        h = self.embed(x.reshape(batch * num_segments, -1))  # (B*T, d): W_e (x - mu) + b_e, one row per segment
         u = self._relu_dropout(h, generator).view(batch, num_segments, -1)  # (B, T, d): Dropout(ReLU(h)), Sec. 3.2
         logits = self.classifier(u)  # (B, T, C): W_f u + b_f
         cas = clip_activations(logits, self.kappa)  # (B, T, C): phi_kappa, Eq. 1
         return u, cas, logits
 
-    def _embed(self, x: Tensor) -> Tensor:
+    def embed(self, x: Tensor) -> Tensor:
         """W_e (x - mu) + b_e for x (N, d), computed as W_e x + (b_e - W_e mu): no centred copy of x.
 
         The gradient reaching W_e is then sum_i g_i x_i^T - (sum_i g_i) mu^T = sum_i g_i (x_i - mu)^T.
         The folded bias is computed in float32 even under autocast (b_e and W_e mu nearly cancel).
         """
         linear = self.embedding[0]
-        if not self._centered:
+        if not self.centered:
             return linear(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
             bias = torch.addmv(linear.bias, linear.weight, self.input_mean, alpha=-1)  # b_e - W_e mu, (d,)
@@ -184,7 +184,7 @@ class WtalModel(nn.Module):
         if generator is not None and generator.device.type != h.device.type:
             raise ValueError(f"the dropout generator is on {generator.device}, the features on {h.device}")
         if h.device.type == "cpu":
-            return relu_dropout_(h, dropout.p, generator)  # fused and in place (wtal_kit/_relu_dropout.py)
+            return relu_dropout_(h, dropout.p, generator)  # fused and in place (wtal_kit/relu_dropout.py)
         if generator is None:
             return dropout(relu(h))  # CUDA: one fused kernel, drawn from the global RNG
         return relu_dropout(h, dropout.p, generator)  # mask drawn from `generator`

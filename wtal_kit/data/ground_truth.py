@@ -48,7 +48,9 @@ def load_ground_truth(path, subset: str | None = None, classes=None) -> tuple[pd
         annotations = read_ground_truth_json(path, subset=subset, classes=classes)  # reads that subset's videos only
         subset = None
     elif suffix in HDF5_SUFFIXES:
-        annotations = _read_hdf5_annotations(path)
+        from wtal_kit.data.hdf5 import read_file_annotations  # h5py only when needed
+
+        annotations = read_file_annotations(path)
     elif not path.exists():
         raise InputError("ground truth not found (expected an ActivityNet JSON, a W-TALC annotation folder or a wtal-kit HDF5 file)", file=path)
     else:
@@ -63,17 +65,6 @@ def load_ground_truth(path, subset: str | None = None, classes=None) -> tuple[pd
     classes = tuple(str(c) for c in classes)
     _check_labels(table, classes, annotations)
     return table, classes
-
-
-def _read_hdf5_annotations(path: Path) -> Annotations:
-    import h5py
-
-    from wtal_kit.data.hdf5 import _malformed, _member, open_hdf5, read_annotations
-
-    with open_hdf5(path) as handle, _malformed(path):
-        if handle.get("annotations", getlink=True) is None:
-            raise InputError("no 'annotations' group in this HDF5 file (a wtal-kit feature store or scores file has one)", file=path)
-        return read_annotations(_member(handle, "annotations", h5py.Group, path), str(path))
 
 
 def _check_labels(table: pd.DataFrame, classes: tuple, annotations: Annotations) -> None:

@@ -249,6 +249,14 @@ def open_hdf5(path) -> h5py.File:
         raise InputError(f"not a readable HDF5 file ({exc})", file=path) from None
 
 
+def read_file_annotations(path) -> Annotations:
+    """The annotations of any wtal-kit HDF5 file (a feature store or a scores file)."""
+    with open_hdf5(path) as handle, _malformed(path):
+        if handle.get("annotations", getlink=True) is None:
+            raise InputError("no 'annotations' group in this HDF5 file (a wtal-kit feature store or scores file has one)", file=path)
+        return read_annotations(_member(handle, "annotations", h5py.Group, path), str(path))
+
+
 def _open(path, expected_format: str) -> h5py.File:
     path = Path(path)
     handle = open_hdf5(path)

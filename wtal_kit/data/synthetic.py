@@ -127,7 +127,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wtal_kit.bundled import bundled_path
+from wtal_kit.data.bundled import bundled_path
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
 from wtal_kit.data.wtalc import load_wtalc_annotations

@@ -7,7 +7,7 @@
     wtal convert   W-TALC release (pickled .npy) or the embedded benchmark -> HDF5 feature store
     wtal explore   serve the detection explorer (Voila) on a run or scores file
     wtal sliders   serve the live hyperparameter sliders (Voila): change settings, train, compare with the paper
-    wtal demo      train the default quick model on the embedded benchmark (cached), print its table, serve the explorer
+    wtal demo      train the default model (quick budget) on the embedded benchmark (cached), print its table, serve the explorer
     wtal reproduce train the paper's tables and figures (seeds, results store) and write their notebooks as reports
 
 Bad input gives one line on stderr and exit code 2, never a traceback.
@@ -16,125 +16,30 @@ Bad input gives one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import sys
-import tempfile
-import typing
 import warnings
 from pathlib import Path
 
+from wtal_kit.apps.flags import (
+    EVAL_PROTOCOL_CHOICES,
+    add_config_flags,
+    add_field_flag,
+    add_localization_flags,
+    check_numeric_flags,
+    config_from_args,
+    localization_settings,
+)
+from wtal_kit.apps.serve import app_notebook, serve_app, serve_explorer
 from wtal_kit.errors import InputError, WtalError
 from wtal_kit.timegrid import DEFAULT_SECONDS_PER_SEGMENT
 
 EPILOG = "Numbers on the embedded synthetic benchmark are synthetic-benchmark numbers, not THUMOS14 results."
 
 
-# -- config flags, generated from the Config dataclass (its field metadata is the help) ------------
-# --kappa none: the parsed value, turned into kappa=None by config_from_args. An object of its own, not the
-# text "none", which is also a value of a choice flag (--metric-loss none).
-NO_CLIPPING = type("NoneFlag", (), {"__repr__": lambda self: "none"})()
-OPTIONAL_INT_FIELDS = ("min_length", "max_per_video")  # int | None fields: 'none' gives None
-
-
-def _kappa(text: str):
-    return NO_CLIPPING if text.lower() in ("none", "null", "off") else float(text)
-
-
-def _optional_int(text: str):
-    return NO_CLIPPING if text.lower() in ("none", "null", "off") else int(text)
-
-
-def _bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
-def add_field_flag(group, name: str, *flags: str, choices=None, default_note: str = "paper") -> None:
-    """One ``--field-name`` flag for a Config field: its type, choices and help come from the field."""
-    from wtal_kit.config import FIELD_CHOICES, Config, field_help
-
-    hint = typing.get_type_hints(Config)[name]
-    default = getattr(Config, name)
-    flags = flags or ("--" + name.replace("_", "-"),)
-    text = f"{field_help(name)} [{default_note}: {default}]"
-    if hint is bool:
-        group.add_argument(*flags, dest=name, type=_bool, default=None, metavar="BOOL", help=text)
-    elif name == "iou_thresholds":
-        group.add_argument(*flags, dest=name, type=float, nargs="+", default=None, metavar="T", help=text)
-    elif name == "kappa":
-        group.add_argument(*flags, dest=name, type=_kappa, default=None, metavar="KAPPA", help=text + " ('none' disables clipping)")
-    elif name in OPTIONAL_INT_FIELDS:
-        group.add_argument(*flags, dest=name, type=_optional_int, default=None, metavar="N", help=text)
-    elif name in FIELD_CHOICES or choices is not None:
-        group.add_argument(*flags, dest=name, choices=choices or FIELD_CHOICES[name], default=None, help=text)
-    elif hint in (int, float, str):
-        group.add_argument(*flags, dest=name, type=hint, default=None, help=text)
-    else:  # str | None
-        group.add_argument(*flags, dest=name, type=str, default=None, help=text)
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    from wtal_kit.config import PRESETS, Config
-
-    group = parser.add_argument_group("config (override the preset; defaults shown are the paper preset's)")
-    group.add_argument("--preset", choices=PRESETS, default=None,
-                       help="start from this preset: paper (the paper's settings) or quick (CPU budget for the embedded benchmark: d=256, lr 1e-3, 1500 iterations)")
-    group.add_argument("--config", type=Path, default=None, help="start from a config JSON (e.g. a run's config.json)")
-    for field in dataclasses.fields(Config):
-        if field.name != "preset":
-            add_field_flag(group, field.name)
-
-
-def given_fields(args, names) -> dict:
-    """The config fields given on the command line (a flag left out is None; 'none' means None)."""
-    changes = {}
-    for name in names:
-        value = getattr(args, name, None)
-        if value is not None:
-            changes[name] = None if value is NO_CLIPPING else value
-    return changes
-
-
-def config_from_args(args):
-    from wtal_kit.config import Config
-
-    if args.config is not None:
-        config = Config.from_json(args.config)
-        if args.preset is not None:
-            raise InputError("give either --config or --preset, not both", field="preset")
-    else:
-        config = Config.from_preset(args.preset or "paper")
-    return config.replace(**given_fields(args, [f.name for f in dataclasses.fields(Config) if f.name != "preset"]))
-
-
-def localization_settings(args) -> dict:
-    """threshold, gamma, localization, min_length, max_per_video from the flags, the Config defaults where not given."""
-    from wtal_kit.config import Config
-
-    defaults = Config()
-    settings = {name: getattr(defaults, name) for name in LOCALIZATION_FIELDS}
-    settings.update(given_fields(args, LOCALIZATION_FIELDS))
-    return settings
-
-
-def localization_note(settings: dict) -> str:
-    """'paper localization', with the per-video cap when one is set (every report says so)."""
-    cap = settings.get("max_per_video")
-    return f"{settings['localization']} localization" + ("" if cap is None else f", at most {cap} detections per video")
-
-
-LOCALIZATION_FIELDS = ("threshold", "gamma", "localization", "min_length", "max_per_video")
-
-
 # -- commands ------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from wtal_kit.datasets import dataset_label
-    from wtal_kit.report import format_map_rows
+    from wtal_kit.data.catalog import dataset_label
+    from wtal_kit.apps.printing import format_map_rows
     from wtal_kit.training import train
 
     config = config_from_args(args)
@@ -148,9 +53,9 @@ def cmd_train(args) -> int:
 def cmd_infer(args) -> int:
     from wtal_kit.config import Config
     from wtal_kit.data.hdf5 import write_scores
-    from wtal_kit.datasets import load_dataset, split_subsets
-    from wtal_kit.inference import infer, resolve_device, scores_attrs
-    from wtal_kit.runs import load_model
+    from wtal_kit.data.catalog import load_dataset, split_subsets
+    from wtal_kit.training.inference import infer, resolve_device, scores_attrs
+    from wtal_kit.training.runs import load_model
 
     device = resolve_device(args.device or Config.device)
     model, config = load_model(args.checkpoint, device=device)
@@ -170,7 +75,7 @@ def cmd_infer(args) -> int:
 
 def _localizer(path: Path):
     from wtal_kit.data.hdf5 import read_scores
-    from wtal_kit.pipeline import Localizer
+    from wtal_kit.localizer import Localizer
 
     return Localizer(read_scores(path))
 
@@ -180,53 +85,44 @@ def cmd_localize(args) -> int:
 
     localizer = _localizer(args.scores)
     settings = localization_settings(args)
-    detections = localizer.detections(**settings)
+    detections = localizer.detections(settings)
     out = args.out or Path(args.scores).with_suffix(".detections.json")
     write_detections_json(out, detections, videos=localizer.videos,
-                          external_data={**settings, "scores": Path(args.scores).name})
-    print(f"wrote {out} ({len(detections)} detections, {localization_note(settings)})")
+                          external_data={**settings.to_dict(), "scores": Path(args.scores).name})
+    print(f"wrote {out} ({len(detections)} detections, {settings.note()})")
     return 0
 
 
 def cmd_evaluate(args) -> int:
+    from wtal_kit.apps.printing import format_map_rows
     from wtal_kit.config import Config
     from wtal_kit.data.ground_truth import load_ground_truth
     from wtal_kit.data.jsonio import read_detections_json
-    from wtal_kit.evaluate import per_class_ap, with_average
-    from wtal_kit.report import format_map_rows
+    from wtal_kit.evaluate import evaluate_detections
 
     if (args.results is None) == (args.scores is None):
         raise InputError("give exactly one of --results (detections JSON) or --scores (HDF5 scores file)")
     thresholds = tuple(args.iou_thresholds) if args.iou_thresholds else Config.iou_thresholds
     protocols = list(EVAL_PROTOCOL_CHOICES[:-1]) if args.eval_protocol == "both" else [args.eval_protocol or Config.eval_protocol]
-    tables = {}
-    if args.scores is not None and args.ground_truth is None:
+    if args.scores is not None:
         localizer = _localizer(args.scores)
         settings = localization_settings(args)
-        source = f"{args.scores} ({localization_note(settings)})"
-        for protocol in protocols:
-            evaluation = localizer.evaluate(**settings, iou_thresholds=thresholds, eval_protocol=protocol)
-            tables[protocol] = (evaluation.mean_ap, evaluation.per_class)
-    else:
-        if args.scores is not None:
-            localizer = _localizer(args.scores)
-            settings = localization_settings(args)
-            detections = localizer.detections(**settings)
-            ground_truth, _ = load_ground_truth(args.ground_truth, args.subset, localizer.annotations.classes)
-            source = f"{args.scores} ({localization_note(settings)})"
+        source = f"{args.scores} ({settings.note()})"
+        if args.ground_truth is None:  # the scores file's own ground truth
+            evaluations = {protocol: localizer.evaluate(settings, iou_thresholds=thresholds, eval_protocol=protocol)
+                           for protocol in protocols}
         else:
-            if args.ground_truth is None:
-                raise InputError("--results needs --ground-truth")
-            ground_truth, classes = load_ground_truth(args.ground_truth, args.subset)
-            detections = read_detections_json(args.results, classes=classes)
-            source = str(args.results)
-        outside = set(detections["video"]) - set(ground_truth["video"])
-        if outside:
-            warnings.warn(f"{len(outside)} of the {detections['video'].nunique()} videos with detections have no ground-truth "
-                          f"instance (their detections all count as false positives); wrong --subset or ground truth?")
-        for protocol in protocols:
-            per_class = per_class_ap(ground_truth, detections, thresholds, protocol)
-            tables[protocol] = (with_average(per_class.mean(axis=0).rename("mAP")), per_class)
+            ground_truth, _ = load_ground_truth(args.ground_truth, args.subset, localizer.annotations.classes)
+            detections = localizer.detections(settings)
+            evaluations = {protocol: evaluate_detections(ground_truth, detections, thresholds, protocol) for protocol in protocols}
+    else:
+        if args.ground_truth is None:
+            raise InputError("--results needs --ground-truth")
+        ground_truth, classes = load_ground_truth(args.ground_truth, args.subset)
+        detections = read_detections_json(args.results, classes=classes)
+        source = str(args.results)
+        evaluations = {protocol: evaluate_detections(ground_truth, detections, thresholds, protocol) for protocol in protocols}
+    tables = {protocol: (evaluation.mean_ap, evaluation.per_class) for protocol, evaluation in evaluations.items()}
     print(format_map_rows([(f"{source} [{protocol} protocol]", mean_ap) for protocol, (mean_ap, _) in tables.items()]))
     if len(protocols) > 1:
         print("(numbers from different protocols are not comparable)")
@@ -254,9 +150,9 @@ def cmd_convert(args) -> int:
         raise InputError("output exists (pass --overwrite to replace it)", file=args.out)
     if args.synthetic is not None:
         from wtal_kit.config import Config
-        from wtal_kit.datasets import load_dataset
+        from wtal_kit.data.catalog import load_dataset, synthetic_dataset
 
-        config = Config(dataset=f"synthetic-{args.synthetic}", feature_dim=args.feature_dim or 2048, synthetic_seed=args.seed)
+        config = Config(dataset=synthetic_dataset(args.synthetic), feature_dim=args.feature_dim or 2048, synthetic_seed=args.seed)
         dataset = load_dataset(config)
     else:
         if args.annotations is None or args.features is None:
@@ -271,7 +167,7 @@ def cmd_convert(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from wtal_kit.demo import demo_config, run_demo
+    from wtal_kit.apps.demo import demo_config, run_demo
 
     config = demo_config() if args.iterations is None else demo_config().replace(iterations=args.iterations, eval_every=args.iterations)
     run_demo(args.run_dir, force=args.force, progress=not args.no_progress, config=config)
@@ -283,7 +179,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from wtal_kit.reports import reproduce
+    from wtal_kit.experiments import default_workers, mode_name
+    from wtal_kit.experiments.notebooks import reproduce
 
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}", field="workers")
@@ -293,37 +190,21 @@ def cmd_reproduce(args) -> int:
                              field="workers")
     elif args.address is not None or args.gpus_per_task is not None:
         raise InputError("--address and --gpus-per-task are for --executor ray", field="executor")
+    mode = mode_name(args.mode)
     for flag, path in (("--features", args.features), ("--activitynet-features", args.activitynet_features)):
         if path is not None:
-            if args.mode != "full":
-                raise InputError(f"{flag} is for --mode full (smoke and quick use the embedded benchmark)", field=flag[2:])
+            if mode != "paper":
+                raise InputError(f"{flag} is for --mode paper (smoke and small use the embedded benchmark)", field=flag[2:])
             if not Path(path).is_file():
                 raise InputError("no such feature store (make one with `wtal convert`)", file=path)
     device = args.device or "auto"
     workers = args.workers or (1 if args.executor == "ray" else default_workers(device))
-    summary = reproduce(args.only, args.mode, args.seeds, store=args.store, out_dir=args.out, features=args.features,
+    summary = reproduce(args.only, mode, args.seeds, store=args.store, out_dir=args.out, features=args.features,
                         activitynet_features=args.activitynet_features, device=device, workers=workers,
                         progress=not args.no_progress, executor=args.executor, address=args.address,
                         gpus_per_task=args.gpus_per_task)
     failed = summary["grid"]["failed"] or not all(item["ok"] for item in summary["notebooks"])
     return 1 if failed else 0
-
-
-def default_workers(device: str) -> int:
-    """Training processes at once: one per CPU core (at most 4) on CPU; 4 sharing one GPU."""
-    from wtal_kit.inference import resolve_device
-
-    if resolve_device(device).type == "cuda":
-        return 4
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def app_notebook(name: str) -> Path:
-    """A Voila app's notebook (``explorer``, ``sliders``): notebooks/NAME.ipynb of the repository checkout."""
-    path = Path(__file__).resolve().parents[1] / "notebooks" / f"{name}.ipynb"
-    if not path.is_file():
-        raise InputError(f"the {name} notebook is not installed here (it ships with the repository checkout)", file=path)
-    return path
 
 
 def cmd_explore(args) -> int:
@@ -348,46 +229,8 @@ def cmd_explore(args) -> int:
     return serve_explorer(source, compare, roots, host=args.host, port=args.port)
 
 
-def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None) -> int:
-    """Serve the explorer until Ctrl-C or SIGTERM (or until the server ends)."""
-    return serve_app(app_notebook("explorer"), "The detection explorer", "explore",
-                     {"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)}, host=host, port=port)
-
-
-def serve_app(notebook: Path, title: str, name: str, params: dict, host: str = "127.0.0.1", port: int | None = None,
-              browser: bool = False) -> int:
-    """Serve a Voila app notebook until Ctrl-C or SIGTERM (or until the server ends); ``browser``: open it in one."""
-    import signal
-
-    from wtal_kit import serve
-
-    # Ctrl-C must stop the server even where this process was started with SIGINT ignored
-    # (a background job of a non-interactive shell); SIGTERM stops it the same way.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-
-    port = port or serve.free_port(host=host)
-    log = tempfile.NamedTemporaryFile("w", prefix=f"wtal-{name}-", suffix=".log", delete=False)
-    process = serve.serve(notebook, port=port, host=host, quiet=True, log=log, params=params)
-    try:
-        serve.wait_until_ready(process.ready_url, timeout=120, process=process)  # a static file: starts no kernel
-        print(f"{title} is served at {process.url}  (open it in a browser; Ctrl-C stops it)\n"
-              f"server log: {log.name}", flush=True)
-        if browser:
-            import webbrowser
-
-            webbrowser.open(process.url)
-        process.wait()
-    except KeyboardInterrupt:
-        print(f"stopping {title[0].lower() + title[1:]}", file=sys.stderr)
-    finally:
-        serve.stop(process)
-        log.close()
-    return 0
-
-
 def cmd_sliders(args) -> int:
-    from wtal_kit import sessions
+    from wtal_kit.apps import sessions
 
     if args.time_preset:
         timing = sessions.time_preset(args.preset, args.layout, device=args.device or "cpu", threads=args.threads)
@@ -403,17 +246,6 @@ def cmd_sliders(args) -> int:
     return serve_app(app_notebook("sliders"), "The hyperparameter sliders app", "sliders",
                      {"store": store, "preset": args.preset, "layout": args.layout, "workers": args.workers},
                      host=args.host, port=args.port, browser=not args.no_browser)
-
-
-def add_localization_flags(parser, title: str = "localization") -> None:
-    """--threshold, --gamma, --localization (alias --protocol for `wtal localize`), --min-length, --max-per-video, from Config."""
-    group = parser.add_argument_group(title)
-    add_field_flag(group, "localization", "--localization", *(["--protocol"] if title == "localization" else []), default_note="default")
-    for name in ("threshold", "gamma", "min_length", "max_per_video"):
-        add_field_flag(group, name, default_note="default")
-
-
-EVAL_PROTOCOL_CHOICES = ("activitynet", "wtalc", "both")
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -492,8 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
-    from wtal_kit.experiments import ALL_NAMES, DEFAULT_STORE, EXECUTORS, MODES
-    from wtal_kit.sessions import DEFAULT_PRESET, LAYOUTS, PRESETS
+    from wtal_kit.apps.sessions import DEFAULT_PRESET, LAYOUTS, PRESETS
+    from wtal_kit.config import BUDGETS
+    from wtal_kit.experiments import ALL_NAMES, DEFAULT_MODE, DEFAULT_STORE, EXECUTORS, MODES, OLD_MODE_NAMES
 
     p = sub.add_parser("sliders", help="serve the live hyperparameter sliders (a Voila app): change settings, train, compare",
                        description="Serve the live hyperparameter sliders: change the method's hyperparameters, train in the "
@@ -501,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "results store.", epilog=EPILOG)
     p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help=f"the results store [{DEFAULT_STORE}]")
     p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
-                   help=f"the settings the page starts from: {'; '.join(f'{k}: {v[1]}' for k, v in PRESETS.items())} [{DEFAULT_PRESET}]")
+                   help=f"the budget the page starts from: {'; '.join(f'{k}: {BUDGETS[k][1]}' for k in PRESETS)} [{DEFAULT_PRESET}]")
     p.add_argument("--layout", choices=LAYOUTS, default="thumos14", help="dataset layout the page starts on [thumos14]")
     p.add_argument("--workers", type=int, default=None, help="trainings at once [2 with 2 or more CPU cores or a GPU, else 1]")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; anything but loopback is reachable by others (no authentication) [127.0.0.1]")
@@ -518,15 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train every config x seed of the paper's tables and figures that the results store lacks, "
                                    "then execute the reproduction notebooks headless and write executed notebooks, HTML pages, "
                                    "CSV tables, figures and an index page.", epilog=EPILOG)
-    p.add_argument("--mode", choices=MODES, default="quick",
-                   help="smoke: seconds, for tests; quick: the embedded benchmark on a CPU budget; full: the paper's settings (a GPU) [quick]")
+    p.add_argument("--mode", choices=MODES + tuple(OLD_MODE_NAMES), default=DEFAULT_MODE,
+                   help="the budget of every run: " + "; ".join(f"{name}: {BUDGETS[name][1]}" for name in MODES)
+                        + f" (before 0.2 small was 'quick' and paper 'full': both still work, with a warning) [{DEFAULT_MODE}]")
     p.add_argument("--only", nargs="+", metavar="NAME", choices=ALL_NAMES, default=None,
                    help=f"only these artefacts: {', '.join(ALL_NAMES)} [all]")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds of every config [0 1 2; smoke: 0 1]")
     p.add_argument("--features", type=Path, default=None,
-                   help="--mode full: an HDF5 feature store of THUMOS14 (`wtal convert`) [the embedded benchmark at d=2048]")
+                   help="--mode paper: an HDF5 feature store of THUMOS14 (`wtal convert`) [the embedded benchmark at d=2048]")
     p.add_argument("--activitynet-features", type=Path, default=None,
-                   help="--mode full: an HDF5 feature store of ActivityNet1.2 for Table 2 [the embedded benchmark]")
+                   help="--mode paper: an HDF5 feature store of ActivityNet1.2 for Table 2 [the embedded benchmark]")
     add_field_flag(p, "device", default_note="default")
     p.add_argument("--workers", type=int, default=None, help="training processes at once [CPU: cores, at most 4; GPU: 4]")
     p.add_argument("--executor", choices=EXECUTORS, default="local",
@@ -555,25 +389,14 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # wtal_kit/
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """In the CLI, wtal-kit's own warnings (UserWarnings raised in wtal_kit) are one line each; a library's
-    (torch, numpy, h5py; also a numpy RuntimeWarning from a computation in wtal_kit) are not shown."""
-    if issubclass(category, UserWarning) and str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+    """In the CLI, wtal-kit's own warnings (UserWarnings and FutureWarnings raised in wtal_kit) are one line
+    each; a library's (torch, numpy, h5py; also a numpy RuntimeWarning from a computation in wtal_kit) are not."""
+    if issubclass(category, (UserWarning, FutureWarning)) and str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
         print(f"wtal: warning: {' '.join(str(message).split())}", file=sys.stderr)
-
-
-def check_numeric_flags(args) -> None:
-    """Flags that no Config field validates: a port must be one, a count positive."""
-    port = getattr(args, "port", None)
-    if port is not None and not 1 <= port <= 65535:
-        raise InputError(f"--port must be in 1..65535, got {port}")
-    for name in ("workers", "threads", "iterations", "feature_dim"):
-        value = getattr(args, name, None)
-        if value is not None and not 1 <= value <= 2**31 - 1:
-            raise InputError(f"--{name.replace('_', '-')} must be a positive integer (at most 2147483647), got {value}")
 
 
 def main(argv=None) -> int:

@@ -2,12 +2,16 @@
 
 :func:`infer` runs the model of :mod:`wtal_kit.model` on every segment of the
 videos asked for (no training window) and computes P(c|V) with the block rule
-of Eq. 2-4 (docs/method.md). :func:`scores_in_memory` wraps the result in the
-same :class:`~wtal_kit.data.hdf5.Scores` object a scores file gives, so that
-localization and evaluation never need the model.
+of Eq. 2-4 (docs/method.md); :func:`infer_stored` does the same for videos already
+on the device in a :class:`~wtal_kit.training.batches.FeatureStore`. :func:`scores_in_memory`
+wraps the result in the same :class:`~wtal_kit.data.hdf5.Scores` object a scores file gives,
+so that localization and evaluation never need the model. :func:`evaluate_split` is a
+training's periodic evaluation: infer the held-out split, localize, score.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,7 +23,10 @@ from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
 from wtal_kit.data.hdf5 import Scores
 from wtal_kit.errors import InputError
+from wtal_kit.evaluate import Evaluation
+from wtal_kit.localizer import Localizer
 from wtal_kit.model import WtalModel
+from wtal_kit.training.batches import FeatureStore, Split
 
 MAX_BATCH_SEGMENTS = 16384  # inference batches hold at most this many (padded) segments
 
@@ -141,3 +148,49 @@ def scores_in_memory(split_annotations: Annotations, logits, video_probs, attrs:
         video_probs=video_probs,
         attrs=attrs,
     )
+
+
+def infer_stored(model, store: FeatureStore, num_classes: int, config: Config,
+                 max_batch_segments: int = MAX_BATCH_SEGMENTS) -> tuple[list, np.ndarray]:
+    """:func:`wtal_kit.training.inference.infer` of every video of ``store``, batches gathered on its device.
+
+    The same loop and batches as ``infer`` (:func:`wtal_kit.training.inference.infer_batches`), hence the
+    same numbers; no video is read or copied again. Returns (logits: list of (n_i, C) float32 in
+    the store's order, video_probs: (N, C) float32).
+    """
+    def batch_of(chunk):
+        meta = torch.from_numpy(np.stack([store.offsets[chunk], store.lengths[chunk]])).to(store.device)  # (2, b)
+        return store.gather(meta[0], meta[1], int(store.lengths[chunk].max())), meta[1]  # (b, T, d), (b,)
+
+    return infer_batches(model, store.lengths, batch_of, num_classes, config, store.device,
+                         max_batch_segments=max_batch_segments)
+
+
+@dataclass
+class Evaluated:
+    """An evaluation on the held-out split: after which iteration, on which scores, with what result."""
+
+    iteration: int
+    scores: Scores
+    localizer: Localizer = field(repr=False)
+    evaluation: Evaluation
+
+
+def evaluate_split(model, dataset: FeatureDataset, split: Split, config: Config, checkpoint: str, iteration: int, *,
+                   test_features: FeatureStore | None = None, progress: bool = False) -> Evaluated:
+    """Infer the held-out split of ``split`` and evaluate it as ``config`` says.
+
+    test_features: the held-out split's features on the model's device (in ``split.test_indices``
+    order), else they are read from ``dataset`` again. checkpoint: recorded in the scores' attrs.
+    """
+    annotations = dataset.annotations
+    if test_features is not None:
+        logits, video_probs = infer_stored(model, test_features, annotations.num_classes, config)
+    else:
+        logits, video_probs = infer(model, dataset, split.test_indices, config, progress=progress)
+    attrs = scores_attrs(config, annotations.name, split.test_subset, checkpoint)
+    scores = scores_in_memory(annotations.select(split.test_indices), logits, video_probs, attrs)
+    localizer = Localizer(scores)
+    evaluation = localizer.evaluate(config.localization_settings, iou_thresholds=config.iou_thresholds,
+                                    eval_protocol=config.eval_protocol)
+    return Evaluated(iteration, scores, localizer, evaluation)

@@ -26,13 +26,14 @@ import torch
 from wtal_kit.atomic import atomic_path, atomic_write_text
 from wtal_kit.config import Config
 from wtal_kit.data.annotations import Annotations
+from wtal_kit.data.catalog import dataset_label, is_synthetic, load_dataset, split_subsets
 from wtal_kit.data.hdf5 import Scores, read_scores, write_scores
-from wtal_kit.data.jsonio import read_json_object
-from wtal_kit.datasets import load_dataset, split_subsets
+from wtal_kit.data.jsonio import read_json_object, write_detections_json
 from wtal_kit.errors import InputError
-from wtal_kit.inference import build_model, infer, resolve_device, scores_attrs
+from wtal_kit.localizer import Localizer
 from wtal_kit.model import WtalModel
-from wtal_kit.pipeline import Localizer
+from wtal_kit.training.batches import Split
+from wtal_kit.training.inference import Evaluated, build_model, infer, resolve_device, scores_attrs
 
 CHECKPOINT = "checkpoint.pt"
 BEST_CHECKPOINT = "checkpoint_best.pt"
@@ -133,6 +134,54 @@ def map_to_json(mean_ap: pd.Series) -> dict:
 
 def write_results(run_dir: Path, results: dict) -> None:
     atomic_write_text(Path(run_dir) / RESULTS, json.dumps(results, indent=2) + "\n")
+
+
+def write_outputs(run_dir: Path, config: Config, dataset, split: Split, evaluated: Evaluated, checkpoint: str,
+                  iterations_done: int, seconds: float, device: torch.device) -> None:
+    """A finished (or stopped) run's outputs: the held-out split's scores file, its detections and results.json."""
+    scores, evaluation = evaluated.scores, evaluated.evaluation
+    annotations = dataset.annotations
+    logits = [scores.logits[video] for video in scores.annotations.videos]
+    attrs = scores_attrs(config, annotations.name, split.test_subset, checkpoint)
+    write_scores(run_dir / scores_file_name(split.test_subset), annotations, split.test_indices, logits, scores.video_probs,
+                 attrs)
+    detections = evaluated.localizer.detections(config.localization_settings)
+    write_detections_json(run_dir / detections_file_name(split.test_subset), detections, videos=scores.annotations.videos,
+                          external_data={"config": config.to_dict(), "checkpoint": checkpoint})
+    write_results(run_dir, {
+        "dataset": dataset_label(config),
+        "synthetic": is_synthetic(config),
+        "preset": config.preset,
+        "train_subset": split.train_subset,
+        "test_subset": split.test_subset,
+        "checkpoint": checkpoint,
+        "localization": config.localization,
+        "eval_protocol": config.eval_protocol,
+        "iterations": config.iterations,
+        "iterations_done": iterations_done,
+        "completed": iterations_done >= config.iterations,
+        "map": map_to_json(evaluation.mean_ap),
+        "per_class_ap": {str(t): {str(c): float(v) for c, v in evaluation.per_class[t].items()} for t in evaluation.per_class.columns},
+        "seconds": seconds,
+        "device": str(device),
+        "environment": environment(device),
+    })
+
+
+def environment(device: torch.device) -> dict:
+    """What the last digits of a CPU run depend on: library versions, the CPU code path, threads."""
+    import platform
+
+    import numpy as np
+
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else None,
+        "threads": torch.get_num_threads(),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
 
 
 # -- a run, for notebooks -------------------------------------------------------------

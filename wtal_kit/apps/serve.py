@@ -1,4 +1,4 @@
-"""Serve a notebook as a Voilà web app, from the standard library only.
+"""Serve a notebook as a Voilà web app, from the standard library only (and wtal_kit's errors).
 
 The core package never imports voila, ipywidgets, plotly or Jupyter: this module only builds
 the ``voila`` command line and runs it in a subprocess (``sys.executable -m voila``, so the
@@ -6,7 +6,7 @@ voila of the running environment is used; install it with ``pip install "wtal-ki
 
 ::
 
-    from wtal_kit.serve import serve, wait_until_ready, stop
+    from wtal_kit.apps.serve import serve, wait_until_ready, stop
     process = serve("notebooks/explorer.ipynb", params={"run": "runs/demo"})
     wait_until_ready(process.ready_url, process=process)  # a static file: starts no kernel
     ...
@@ -50,8 +50,13 @@ import warnings
 from pathlib import Path
 from typing import IO, Mapping
 
+from wtal_kit.errors import InputError
+
 __all__ = [
     "DEFAULT_PORT",
+    "app_notebook",
+    "serve_app",
+    "serve_explorer",
     "CELL_ERROR_INSTRUCTION",
     "ENV_PREFIX",
     "TEMPLATE",
@@ -315,3 +320,46 @@ def stop(process: subprocess.Popen, timeout: float = 10) -> int:
         if template_root is not None:
             shutil.rmtree(template_root, ignore_errors=True)
     return process.returncode
+
+
+# -- the apps, served until Ctrl-C ---------------------------------------------------------------
+def app_notebook(name: str) -> Path:
+    """A Voila app's notebook (``explorer``, ``sliders``): notebooks/NAME.ipynb of the repository checkout."""
+    path = Path(__file__).resolve().parents[2] / "notebooks" / f"{name}.ipynb"
+    if not path.is_file():
+        raise InputError(f"the {name} notebook is not installed here (it ships with the repository checkout)", file=path)
+    return path
+
+
+def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None) -> int:
+    """Serve the explorer until Ctrl-C or SIGTERM (or until the server ends)."""
+    return serve_app(app_notebook("explorer"), "The detection explorer", "explore",
+                     {"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)}, host=host, port=port)
+
+
+def serve_app(notebook: Path, title: str, name: str, params: dict, host: str = "127.0.0.1", port: int | None = None,
+              browser: bool = False) -> int:
+    """Serve a Voila app notebook until Ctrl-C or SIGTERM (or until the server ends); ``browser``: open it in one."""
+    # Ctrl-C must stop the server even where this process was started with SIGINT ignored
+    # (a background job of a non-interactive shell); SIGTERM stops it the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    port = port or free_port(host=host)
+    log = tempfile.NamedTemporaryFile("w", prefix=f"wtal-{name}-", suffix=".log", delete=False)
+    process = serve(notebook, port=port, host=host, quiet=True, log=log, params=params)
+    try:
+        wait_until_ready(process.ready_url, timeout=120, process=process)  # a static file: starts no kernel
+        print(f"{title} is served at {process.url}  (open it in a browser; Ctrl-C stops it)\n"
+              f"server log: {log.name}", flush=True)
+        if browser:
+            import webbrowser
+
+            webbrowser.open(process.url)
+        process.wait()
+    except KeyboardInterrupt:
+        print(f"stopping {title[0].lower() + title[1:]}", file=sys.stderr)
+    finally:
+        stop(process)
+        log.close()
+    return 0

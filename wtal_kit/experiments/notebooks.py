@@ -31,7 +31,7 @@ from wtal_kit import experiments
 from wtal_kit.atomic import atomic_write_text
 from wtal_kit.errors import InputError
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"  # the checkout's notebooks/
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 MAX_PARALLEL_NOTEBOOKS = 4  # kernels at once; most of a notebook's time is its kernel's start and imports
@@ -110,7 +110,7 @@ def _html_page(notebook) -> str:
     return body
 
 
-def reproduce(names=None, mode: str = "quick", seeds=None, *, store=experiments.DEFAULT_STORE, out_dir=None,
+def reproduce(names=None, mode: str = experiments.DEFAULT_MODE, seeds=None, *, store=experiments.DEFAULT_STORE, out_dir=None,
               features=None, activitynet_features=None, device: str = "auto", workers: int = 1,
               progress: bool = True, executor: str = "local", address: str | None = None,
               gpus_per_task: float | None = None, echo=print) -> dict:
@@ -123,10 +123,10 @@ def reproduce(names=None, mode: str = "quick", seeds=None, *, store=experiments.
     from tqdm.auto import tqdm
 
     names = experiments.artefact_names(names)
+    mode = experiments.mode_name(mode)  # an unknown mode fails here, before anything is written
     seeds = experiments.check_seeds(seeds) if seeds else (experiments.SMOKE_SEEDS if mode == "smoke" else experiments.DEFAULT_SEEDS)
-    experiments.base_config(mode)  # an unknown mode fails here, before anything is written
     if executor == "ray":
-        from wtal_kit.ray_executor import import_ray
+        from wtal_kit.experiments.ray_runner import import_ray
 
         import_ray()  # so does a missing Ray
     out_dir = Path(out_dir or Path("reports") / mode).resolve()

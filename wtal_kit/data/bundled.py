@@ -6,8 +6,8 @@ subpackage ``wtal_kit._bundled_data`` (pyproject.toml: ``[tool.setuptools] packa
 and ``package-data``), so a regular ``pip install .`` copies it into the installed
 package. :func:`bundled_path` looks in two places, in this order:
 
-1. ``<package>/_bundled_data`` -- a regular (non-editable) install;
-2. ``<package>/../data`` -- a source checkout, an editable install (``pip install -e .``)
+1. ``wtal_kit/_bundled_data`` -- a regular (non-editable) install;
+2. ``wtal_kit/../data`` -- a source checkout, an editable install (``pip install -e .``)
    or ``PYTHONPATH=<repo>``.
 
 A folder counts only if it holds ``ANNOTATIONS.md`` (so an unrelated ``data`` folder
@@ -23,7 +23,7 @@ from wtal_kit.errors import InputError
 
 __all__ = ["bundled_path"]
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # wtal_kit/
 _CANDIDATES = (_PACKAGE / "_bundled_data", _PACKAGE.parent / "data")
 _MARKER = "ANNOTATIONS.md"
 
@@ -44,7 +44,7 @@ def bundled_path(*parts) -> Path:
     for part in parts:
         relative = PurePath(str(part))
         if not str(part) or relative.is_absolute() or relative.anchor or ".." in relative.parts:
-            raise InputError(f"bundled_path takes relative names inside the data folder, got {str(part)!r}", file="wtal_kit.bundled")
+            raise InputError(f"bundled_path takes relative names inside the data folder, got {str(part)!r}", file="wtal_kit.data.bundled")
     root = _root()
     if root is None:
         raise InputError(

@@ -19,7 +19,7 @@ import logging
 import tarfile
 import tempfile
 
-from wtal_kit.errors import InputError, WtalError
+from wtal_kit.errors import InputError, WtalError, failure_message
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[cluster]'"
 ATTEMPTS = 2  # a failed task is submitted once more, then reported
@@ -53,7 +53,7 @@ def train_entry(job) -> bytes:
     """
     import torch
 
-    from wtal_kit.experiments import ResultsStore, failure_message
+    from wtal_kit.experiments.store import ResultsStore
 
     torch.set_num_threads(1)  # the task holds one CPU
     with tempfile.TemporaryDirectory(prefix="wtal-ray-") as scratch:
@@ -86,8 +86,6 @@ def install_entry(store, key: str, payload: bytes) -> str:
 
 def _task_failure(ray, error: Exception) -> str:
     """One line for a failed task: the worker's own message, or what Ray says went wrong."""
-    from wtal_kit.experiments import failure_message
-
     if isinstance(error, ray.exceptions.RayTaskError) and error.cause is not None:
         return failure_message(error.cause)
     lines = [line for line in str(error).splitlines() if line.strip()]  # a worker or node died

@@ -47,26 +47,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from wtal_kit import experiments
+from wtal_kit import checks, experiments
 from wtal_kit.config import Config
+from wtal_kit.data.catalog import LAYOUTS, layout_of
+from wtal_kit.experiments import published
 from wtal_kit.errors import InputError, WtalError
 
 EVENTS = ("queued", "started", "iteration", "evaluation", "finished")
 STATUSES = ("queued", "running", "finished", "store", "stopped", "cancelled", "failed")
 # What a run may change without training anew (its stored scores are re-evaluated): the evaluation fields.
-LOCALIZATION_FIELDS = tuple(sorted(experiments.NOT_TRAINING_FIELDS - {"device", "feature_cache_mb", "checkpoint_selection"}))
+EVALUATION_FIELDS = tuple(sorted(experiments.NOT_TRAINING_FIELDS - {"device", "feature_cache_mb", "checkpoint_selection"}))
 STOPPED = ".stopped"  # <store>/.stopped/<key>/: runs that Stop ended (the store's keys() skips dot-folders)
 SOURCE = "wtal sliders"  # entry.json "source" of the entries this module publishes
 
-# -- presets ---------------------------------------------------------------------------------
-# name -> (the reproduction mode whose base config it is, what the page says about it)
-PRESETS = {
-    "smoke": ("smoke", "seconds; a check of the machinery (d=16, 6 iterations): its numbers mean nothing"),
-    "small": ("quick", "the reproduction's quick mode (d=256, lr 1e-3, 800 iterations): runs here fill its tables"),
-    "paper": ("full", "the paper's settings (d=2048, lr 1e-4, 4401 iterations): meant for a GPU"),
-}
+# -- presets: the budgets of wtal_kit.config.BUDGETS a page starts from -------------------------------
+PRESETS = ("smoke", "small", "paper")  # each also a reproduction mode: runs here fill its tables
 DEFAULT_PRESET = "small"
-LAYOUTS = ("thumos14", "activitynet12")
 # CPU seconds of the small preset on the THUMOS14 layout with one torch thread (what a training here uses on
 # 2 cores): `wtal sliders --time-preset --threads 1` printed 35.0 s CPU, 34.8 s wall on an idle machine, and
 # 54.4 s wall with other jobs loading it (README, "Live hyperparameter sliders").
@@ -75,25 +71,17 @@ SMALL_PRESET_SECONDS = 35.0
 
 def preset_config(name: str = DEFAULT_PRESET, layout: str = "thumos14", *, device: str = "auto") -> Config:
     """The full method's config of a sliders preset on a dataset layout (the base every control starts from)."""
-    if name not in PRESETS:
-        raise InputError(f"unknown preset {name!r}; choose one of {tuple(PRESETS)}", field="preset")
-    if layout not in LAYOUTS:
-        raise InputError(f"unknown layout {layout!r}; choose one of {LAYOUTS}", field="layout")
-    return experiments.base_config(PRESETS[name][0], layout, device=device)
+    checks.one_of(name, PRESETS, "preset")
+    checks.one_of(layout, LAYOUTS, "layout")
+    return experiments.base_config(name, layout, device=device)
 
 
 def eval_every(base: Config, iterations) -> int:
     """Evaluate as many times as the preset does whatever the iterations (the preset's own when they are its)."""
-    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations <= 0 or iterations == base.iterations:
+    if not checks.is_integer(iterations) or iterations <= 0 or iterations == base.iterations:
         return base.eval_every  # the iterations' own check says what is wrong
     evaluations = max(1, round(base.iterations / base.eval_every))
     return max(1, math.ceil(iterations / evaluations))
-
-
-def layout_of(config: Config) -> str | None:
-    """thumos14 | activitynet12 for the embedded benchmark's layouts; None for a feature store."""
-    prefix = "synthetic-"
-    return config.dataset[len(prefix):] if config.dataset.startswith(prefix) else None
 
 
 # -- checking a request ------------------------------------------------------------------------
@@ -163,9 +151,7 @@ class Match:
 
 def matches(config: Config) -> list[Match]:
     """The paper's rows (Tables 1-5, Figures 2-4) whose setting ``config`` has, tables first."""
-    from wtal_kit import reproduction
-
-    layout = layout_of(config)
+    layout = layout_of(config.dataset)
     paper = Config()
     found = []
     for name, artefact in experiments.ARTEFACTS.items():
@@ -176,15 +162,15 @@ def matches(config: Config) -> list[Match]:
                 continue
             expected = {f: getattr(paper, f) for f in METHOD_FIELDS} | variant.changes
             if all(getattr(config, f) == expected[f] for f in METHOD_FIELDS):
-                dataset = reproduction.PAPER_DATASETS[variant.layout]
-                published = reproduction.published_for(variant)
-                if published is None:
+                dataset = published.PAPER_DATASETS[variant.layout]
+                printed = published.published_for(variant)
+                if printed is None:
                     source = f"the paper shows this setting only as a chart (no number printed); real {dataset} features"
                 else:
-                    source = reproduction.PUBLISHED_SOURCE.format(dataset=dataset)
-                    if not reproduction._avg_is_printed(variant):
-                        source += "; " + reproduction.DERIVED_AVG
-                found.append(Match(name, artefact.title, variant.label, published, source, dict(variant.changes)))
+                    source = published.PUBLISHED_SOURCE.format(dataset=dataset)
+                    if not published.avg_is_printed(variant):
+                        source += "; " + published.DERIVED_AVG
+                found.append(Match(name, artefact.title, variant.label, printed, source, dict(variant.changes)))
     return sorted(found, key=lambda m: (m.published is None, not m.artefact.startswith("table")))
 
 
@@ -247,22 +233,14 @@ class _Relay:
         self.session._emit(self.run, "evaluation")
 
 
-def default_workers(device: str = "auto") -> int:
-    """Trainings at once: 2 on a GPU or with 2 or more CPU cores, else 1."""
-    from wtal_kit.inference import resolve_device
-
-    return 2 if resolve_device(device).type == "cuda" or (os.cpu_count() or 1) >= 2 else 1
-
-
 class Session:
     """A queue of requested runs trained by ``workers`` background threads into a results store."""
 
     def __init__(self, store=experiments.DEFAULT_STORE, *, workers: int | None = None, threads: int | None = None,
                  device: str = "auto"):
         self.store = store if isinstance(store, experiments.ResultsStore) else experiments.ResultsStore(store)
-        self.workers = default_workers(device) if workers is None else workers
-        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
-            raise InputError(f"workers must be a positive integer, got {workers!r}", field="workers")
+        self.workers = experiments.default_workers(device, most=2) if workers is None else workers
+        checks.integer(self.workers, "workers", minimum=1)
         self.threads = threads  # torch CPU threads per training; None: see threads_now()
         self.runs: list[Run] = []
         self._queue: deque[Run] = deque()
@@ -389,7 +367,7 @@ class Session:
                 self._emit(run, "finished")
 
     def _train(self, run: Run) -> None:
-        from wtal_kit.runs import CHECKPOINT, load_checkpoint
+        from wtal_kit.training.runs import CHECKPOINT, load_checkpoint
         from wtal_kit.training import train
 
         store, key = self.store, run.key
@@ -455,15 +433,14 @@ class Session:
 
     def _mean_ap(self, run: Run) -> pd.Series:
         """The final mAP at the localization settings asked for (re-evaluated from the scores if they differ)."""
-        from wtal_kit.runs import load_run
+        from wtal_kit.training.runs import load_run
 
         loaded = load_run(run.run_dir)
         saved = loaded.config
-        if all(getattr(saved, f) == getattr(run.config, f) for f in LOCALIZATION_FIELDS):
+        if all(getattr(saved, f) == getattr(run.config, f) for f in EVALUATION_FIELDS):
             return loaded.mean_ap
-        settings = {f: getattr(run.config, f) for f in ("threshold", "gamma", "localization", "min_length", "max_per_video")}
         localizer = loaded.localizer(progress=False)
-        return localizer.evaluate(**settings, iou_thresholds=run.config.iou_thresholds,
+        return localizer.evaluate(run.config.localization_settings, iou_thresholds=run.config.iou_thresholds,
                                   eval_protocol=run.config.eval_protocol).mean_ap
 
     def _emit(self, run: Run, kind: str) -> None:
@@ -491,7 +468,7 @@ def time_preset(name: str = DEFAULT_PRESET, layout: str = "thumos14", run_dir=No
 
     import torch
 
-    from wtal_kit.inference import resolve_device
+    from wtal_kit.training.inference import resolve_device
     from wtal_kit.training import train
 
     config = preset_config(name, layout, device=device)

@@ -26,39 +26,29 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from wtal_kit import timegrid
-from wtal_kit.config import EVAL_PROTOCOLS, LOCALIZATIONS, VIEW_TIOU, Config
+from wtal_kit import checks, timegrid
+from wtal_kit.config import EVAL_PROTOCOLS, PAPER_TIOUS, VIEW_TIOU, Config, LocalizationSettings
 from wtal_kit.data.hdf5 import Scores
 from wtal_kit.data.tables import DETECTION_COLUMNS
 from wtal_kit.errors import InputError
 from wtal_kit.evaluate import (
     CodedIntervals,
-    _average_precision,
-    _check_thresholds,
+    Evaluation,
     average_precision_codes,
+    ranked_average_precision,
     true_positives_codes,
     with_average,
 )
 from wtal_kit.localization import (
-    DEFAULT_MIN_LENGTH,
-    _sigmoid,
-    _touches_ambiguous,
     block_topk_mean,
-    check_max_per_video,
     run_max_in_rows,
     runs_in_rows,
+    sigmoid,
     top_per_video,
+    touches_ambiguous,
 )
 
 CACHED_RUN_SETS = 16  # run sets kept per Localizer (one per threshold / minimum length seen)
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """mAP per tIoU threshold (fractions, with "avg") and the per-class AP table (index: class name)."""
-
-    mean_ap: pd.Series
-    per_class: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -147,7 +137,7 @@ class Localizer:
             self._logits_rows[:, start:stop] = logits
             logits = logits.astype(np.float64)
             clipped = logits if self.kappa is None else np.clip(logits, -self.kappa, self.kappa)  # phi_kappa (Eq. 1)
-            self._probs_rows[:, start:stop] = _sigmoid(clipped)
+            self._probs_rows[:, start:stop] = sigmoid(clipped)
         self.separator = np.isneginf(self._logits_rows[0]) if self.num_classes else np.zeros(total, dtype=bool)  # (total,)
         self.video_probs = np.asarray(scores.video_probs, dtype=np.float64)  # (N, C) P(c|V)
         self._wsad_video_score = None  # (N, C), built on first wsad_code use
@@ -173,23 +163,17 @@ class Localizer:
         self._ambiguous_video = ambiguous["video"].map(video_index).to_numpy(dtype=np.int64)
         self._ambiguous_bounds = ambiguous[["t_start", "t_end"]].to_numpy(dtype=np.float64).reshape(-1, 2)
 
-    # -- checks ---------------------------------------------------------------------------
+    # -- settings ---------------------------------------------------------------------------
     @staticmethod
-    def _settings(threshold, gamma, localization, min_length, max_per_video=None):
-        if localization not in LOCALIZATIONS:
-            raise InputError(f"unknown localization {localization!r}; expected one of {LOCALIZATIONS}", field="localization")
-        try:
-            threshold, gamma = float(threshold), float(gamma)
-        except (TypeError, ValueError):
-            raise InputError(f"threshold and gamma must be numbers, got {threshold!r}, {gamma!r}", field="threshold") from None
-        if localization == "paper" and not 0 < threshold < 1:
-            raise InputError(f"must lie in (0, 1), got {threshold!r}", field="threshold")
-        if not np.isfinite(gamma):
-            raise InputError(f"must be finite, got {gamma!r}", field="gamma")
-        min_length = DEFAULT_MIN_LENGTH[localization] if min_length is None else min_length
-        if isinstance(min_length, bool) or int(min_length) != min_length or min_length < 1:
-            raise InputError(f"must be an integer >= 1, got {min_length!r}", field="min_length")
-        return threshold, gamma, int(min_length), check_max_per_video(max_per_video)
+    def _settings(settings: LocalizationSettings | None, changes: dict) -> LocalizationSettings:
+        """``settings`` (default: the paper's) with keyword ``changes`` (threshold=..., gamma=...)."""
+        settings = LocalizationSettings() if settings is None else settings
+        if not isinstance(settings, LocalizationSettings):
+            raise InputError(f"settings must be a LocalizationSettings, got {type(settings).__name__}", field="settings")
+        unknown = sorted(set(changes) - set(settings.to_dict()))
+        if unknown:
+            raise InputError(f"unknown localization setting(s) {unknown}", field="settings")
+        return settings.replace(**changes) if changes else settings
 
     # -- runs (cached) ------------------------------------------------------------------------
     def _runs(self, threshold: float, localization: str, min_length: int) -> _Runs:
@@ -249,46 +233,39 @@ class Localizer:
             for video in np.unique(self._ambiguous_video):  # the released code's test, per video (localize_videos' too)
                 mine = runs.video == video
                 intervals = self._ambiguous_bounds[self._ambiguous_video == video]
-                touched[mine] = _touches_ambiguous(runs.start[mine], runs.end[mine], intervals, self.seconds_per_segment)
+                touched[mine] = touches_ambiguous(runs.start[mine], runs.end[mine], intervals, self.seconds_per_segment)
             runs = _Runs(*(array[~touched] for array in (runs.video, runs.label, runs.start, runs.end, runs.peak)))
         return runs
 
-    def _detection_arrays(self, threshold, gamma, localization, min_length, max_per_video=None):
-        """(runs, t_start, t_end, score) of the whole split (each video's top ``max_per_video`` by score, if given)."""
-        runs = self._runs(threshold, localization, min_length)
+    def _detection_arrays(self, settings: LocalizationSettings):
+        """(runs, t_start, t_end, score) of the whole split (each video's top ``max_per_video`` by score, if set)."""
+        runs = self._runs(settings.threshold, settings.localization, settings.resolved_min_length)
         sps = self.seconds_per_segment
-        if localization == "paper":
+        if settings.localization == "paper":
             t_start = timegrid.segment_start_seconds(runs.start, sps)
             t_end = timegrid.segment_end_seconds(runs.end - 1, sps)  # end - 1 = i_e, the last kept segment
-            score = runs.peak + gamma * self.video_probs[runs.video, runs.label]  # max y + gamma * P(c|V)
+            score = runs.peak + settings.gamma * self.video_probs[runs.video, runs.label]  # max y + gamma * P(c|V)
         else:
             t_start = timegrid.feature_grid_to_seconds(runs.start, sps)
             t_end = timegrid.feature_grid_to_seconds(runs.end, sps)  # exclusive grid end e -> e * sps
-            score = runs.peak + gamma * self._wsad_video_score[runs.video, runs.label]
-        if max_per_video is not None:  # the cap depends on gamma (through the score): applied after scoring
-            kept = top_per_video(runs.video, score, max_per_video)
+            score = runs.peak + settings.gamma * self._wsad_video_score[runs.video, runs.label]
+        if settings.max_per_video is not None:  # the cap depends on gamma (through the score): applied after scoring
+            kept = top_per_video(runs.video, score, settings.max_per_video)
             runs = _Runs(*(array[kept] for array in (runs.video, runs.label, runs.start, runs.end, runs.peak)))
             t_start, t_end, score = t_start[kept], t_end[kept], score[kept]
         return runs, t_start, t_end, score
 
     # -- public -----------------------------------------------------------------------------
-    def detections(
-        self,
-        threshold: float = Config.threshold,
-        gamma: float = Config.gamma,
-        localization: str = Config.localization,
-        min_length: int | None = None,
-        max_per_video: int | None = None,
-    ) -> pd.DataFrame:
+    # Each method takes a LocalizationSettings (default: the paper's), and keyword changes of it:
+    # ``localizer.evaluate(gamma=0.5)`` is ``localizer.evaluate(LocalizationSettings(gamma=0.5))``.
+    def detections(self, settings: LocalizationSettings | None = None, **changes) -> pd.DataFrame:
         """The whole split's detections (columns video, label, t_start, t_end, score).
 
-        localization: "paper" (sigmoid >= threshold, Sec. 3.5) or "wsad_code" (the
-        released code's midpoint threshold on raw logits; ``threshold`` is not used).
-        min_length: shortest detection kept, in segments (None: 1 for paper, 2 for wsad_code).
-        max_per_video: keep each video's this many highest-scoring detections (None: all, the paper's protocol).
+        localization "paper": sigmoid >= threshold (Sec. 3.5); "wsad_code": the released code's
+        midpoint threshold on raw logits (``threshold`` is not used). See :class:`LocalizationSettings`.
         """
-        threshold, gamma, min_length, max_per_video = self._settings(threshold, gamma, localization, min_length, max_per_video)
-        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length, max_per_video)
+        settings = self._settings(settings, changes)
+        runs, t_start, t_end, score = self._detection_arrays(settings)
         return pd.DataFrame(
             {
                 "video": self.videos[runs.video],
@@ -300,63 +277,46 @@ class Localizer:
             columns=DETECTION_COLUMNS,
         )
 
-    def _coded(self, threshold, gamma, localization, min_length, max_per_video):
+    def _coded(self, settings: LocalizationSettings):
         """Ground truth and detections as evaluation codes (detections of classes without ground truth dropped)."""
-        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length, max_per_video)
+        runs, t_start, t_end, score = self._detection_arrays(settings)
         code = self._eval_code[runs.label]
         has_gt = code >= 0
         detections = CodedIntervals(code[has_gt], runs.video[has_gt], t_start[has_gt], t_end[has_gt], score[has_gt])
         ground_truth = CodedIntervals(self._eval_code[self._gt_label], self._gt_video, self._gt_start, self._gt_end)
         return ground_truth, detections, runs, has_gt
 
-    def evaluate(
-        self,
-        threshold: float = Config.threshold,
-        gamma: float = Config.gamma,
-        localization: str = Config.localization,
-        min_length: int | None = None,
-        max_per_video: int | None = None,
-        iou_thresholds=Config.iou_thresholds,
-        eval_protocol: str = Config.eval_protocol,
-    ) -> Evaluation:
+    def evaluate(self, settings: LocalizationSettings | None = None, *, iou_thresholds=PAPER_TIOUS,
+                 eval_protocol: str = Config.eval_protocol, **changes) -> Evaluation:
         """mAP per tIoU threshold (with "avg") and per-class AP of the whole split."""
-        threshold, gamma, min_length, max_per_video = self._settings(threshold, gamma, localization, min_length, max_per_video)
-        thresholds = _check_thresholds(iou_thresholds)
-        if eval_protocol not in EVAL_PROTOCOLS:
-            raise InputError(f"unknown protocol {eval_protocol!r}; expected one of {EVAL_PROTOCOLS}", field="eval_protocol")
+        settings = self._settings(settings, changes)
+        thresholds = checks.tiou_thresholds(iou_thresholds)
+        checks.one_of(eval_protocol, EVAL_PROTOCOLS, "eval_protocol")
         if len(self.eval_classes) == 0:
             raise InputError("ground truth is empty: there is no class to evaluate", file=self.scores.path or None, field="label")
-        ground_truth, detections, _, _ = self._coded(threshold, gamma, localization, min_length, max_per_video)
+        ground_truth, detections, _, _ = self._coded(settings)
         ap = average_precision_codes(ground_truth, detections, len(self.eval_classes), thresholds, eval_protocol)
         per_class = pd.DataFrame(
             ap, index=pd.Index(self.eval_classes, name="label", dtype=object), columns=pd.Index(thresholds, name="tiou")
         )
         return Evaluation(with_average(per_class.mean(axis=0).rename("mAP")), per_class)
 
-    def _matches(self, threshold, gamma, localization, min_length, max_per_video, tiou, eval_protocol):
+    def _matches(self, settings: LocalizationSettings, tiou: float, eval_protocol: str):
         """Per detection of the split: (runs, t_start, t_end, score, true positive); per ground truth: matched."""
-        ground_truth, detections, runs, has_gt = self._coded(threshold, gamma, localization, min_length, max_per_video)
+        ground_truth, detections, runs, has_gt = self._coded(settings)
         is_tp, gt_matched = true_positives_codes(ground_truth, detections, len(self.eval_classes), [tiou], eval_protocol)
         true_positive = np.zeros(len(runs.video), dtype=bool)
         true_positive[has_gt] = is_tp[:, 0]
         return runs, detections, has_gt, true_positive, gt_matched[:, 0]
 
-    def video_table(
-        self,
-        threshold: float = Config.threshold,
-        gamma: float = Config.gamma,
-        localization: str = Config.localization,
-        min_length: int | None = None,
-        max_per_video: int | None = None,
-        tiou: float = VIEW_TIOU,
-        eval_protocol: str = Config.eval_protocol,
-    ) -> pd.DataFrame:
+    def video_table(self, settings: LocalizationSettings | None = None, *, tiou: float = VIEW_TIOU,
+                    eval_protocol: str = Config.eval_protocol, **changes) -> pd.DataFrame:
         """One row per video, for a sortable list: duration, ground truth, detections, true and false
         positives and missed ground truth at ``tiou``, and the video's AP (mean over its ground-truth
         classes of the AP of its own detections; NaN without ground truth)."""
-        threshold, gamma, min_length, max_per_video = self._settings(threshold, gamma, localization, min_length, max_per_video)
-        tiou = float(_check_thresholds([tiou])[0])
-        runs, detections, has_gt, true_positive, gt_matched = self._matches(threshold, gamma, localization, min_length, max_per_video, tiou, eval_protocol)
+        settings = self._settings(settings, changes)
+        tiou = float(checks.tiou_thresholds([tiou], "tiou")[0])
+        runs, detections, has_gt, true_positive, gt_matched = self._matches(settings, tiou, eval_protocol)
         n = len(self.videos)
         table = pd.DataFrame(
             {
@@ -382,7 +342,7 @@ class Localizer:
         det_code = np.searchsorted(groups, det_group[with_gt])
         # Ranked inside each group by score, descending; ties keep input order (as the evaluator).
         order = np.lexsort((-detections.score[with_gt], det_code))
-        ap = _average_precision(
+        ap = ranked_average_precision(
             is_tp[with_gt][order][:, None], det_code[order], np.bincount(gt_group_code, minlength=len(groups)), eval_protocol
         )[:, 0]  # (groups,)
         group_video = groups // n_classes
@@ -393,33 +353,28 @@ class Localizer:
 
     def top_classes(self, video: str) -> list[str]:
         """The video's classes for a picker: its ground-truth classes, then the others by P(c|V)."""
-        i = self._video_index(video)
+        i = self.video_index(video)
         truth = list(dict.fromkeys(self.classes[self._gt_label[self._gt_video == i]]))
         rest = [self.classes[c] for c in np.argsort(-self.video_probs[i], kind="stable") if self.classes[c] not in truth]
         return truth + rest
 
-    def _video_index(self, video: str) -> int:
+    def video_index(self, video: str) -> int:
+        """The position of ``video`` in :attr:`videos`; an unknown video is an InputError."""
         hits = np.flatnonzero(self.videos == video)
         if len(hits) == 0:
             raise InputError("no such video in these scores", file=self.scores.path or None, video=video)
         return int(hits[0])
 
-    def view(
-        self,
-        video: str,
-        label: str | None = None,
-        threshold: float = Config.threshold,
-        gamma: float = Config.gamma,
-        localization: str = Config.localization,
-        min_length: int | None = None,
-        max_per_video: int | None = None,
-        tiou: float = VIEW_TIOU,
-        eval_protocol: str = Config.eval_protocol,
-    ) -> VideoView:
+    def duration(self, video: str) -> float:
+        """The video's duration in seconds."""
+        return float(self.annotations.durations[self.video_index(video)])
+
+    def view(self, video: str, label: str | None = None, settings: LocalizationSettings | None = None, *,
+             tiou: float = VIEW_TIOU, eval_protocol: str = Config.eval_protocol, **changes) -> VideoView:
         """One video and one class (default: its first ground-truth class, else its top P(c|V))."""
-        threshold, gamma, min_length, max_per_video = self._settings(threshold, gamma, localization, min_length, max_per_video)
-        tiou = float(_check_thresholds([tiou])[0])
-        i = self._video_index(video)
+        settings = self._settings(settings, changes)
+        tiou = float(checks.tiou_thresholds([tiou], "tiou")[0])
+        i = self.video_index(video)
         label = self.top_classes(video)[0] if label is None else label
         hits = np.flatnonzero(self.classes == label)
         if len(hits) == 0:
@@ -430,15 +385,15 @@ class Localizer:
         segment = np.arange(n)
         logits = self._logits_rows[c, s : s + n].astype(np.float64)
         probs = self._probs_rows[c, s : s + n].copy()
-        if localization == "paper":
-            curve, curve_threshold = probs, threshold
+        if settings.localization == "paper":
+            curve, curve_threshold = probs, settings.threshold
         else:
             self._wsad_prepare()
             curve, curve_threshold = logits, float(self._wsad_threshold[c, i])
 
         # True / false positives: matching is independent per (video, class), so this video's
         # detections of class c against its ground truth of class c give the split's answer.
-        runs, t_start, t_end, score = self._detection_arrays(threshold, gamma, localization, min_length, max_per_video)
+        runs, t_start, t_end, score = self._detection_arrays(settings)
         mine = (runs.video == i) & (runs.label == c)
         gt_mine = (self._gt_video == i) & (self._gt_label == c)
         detections = CodedIntervals(np.zeros(mine.sum(), np.int64), np.zeros(mine.sum(), np.int64), t_start[mine], t_end[mine], score[mine])
@@ -465,8 +420,8 @@ class Localizer:
                 {"label": str(label), "t_start": self._gt_start[gt_mine], "t_end": self._gt_end[gt_mine], "matched": gt_matched[:, 0]}
             ),
             ambiguous=pd.DataFrame({"t_start": ambiguous[:, 0], "t_end": ambiguous[:, 1]}),
-            localization=localization,
-            threshold=threshold,
-            gamma=gamma,
+            localization=settings.localization,
+            threshold=settings.threshold,
+            gamma=settings.gamma,
             tiou=tiou,
         )

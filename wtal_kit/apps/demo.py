@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 
 from wtal_kit.config import Config
-from wtal_kit.datasets import dataset_label
-from wtal_kit.report import format_map_rows, published_row
-from wtal_kit.runs import CONFIG, RESULTS, map_from_json, map_to_json, write_results
+from wtal_kit.data.catalog import dataset_label
+from wtal_kit.apps.printing import format_map_rows
+from wtal_kit.experiments.published import published_row
+from wtal_kit.training.runs import CONFIG, RESULTS, map_from_json, map_to_json, write_results
 from wtal_kit.training import train, untrained_result
 
 

@@ -1,4 +1,5 @@
-"""Which dataset a config names, how it is labelled in reports, and which subsets train and test.
+"""Which dataset a config names, how it is labelled in reports, and which subsets train and test:
+the one place that reads a dataset name.
 
 ``config.dataset`` is either an embedded synthetic layout (``synthetic-thumos14``,
 ``synthetic-activitynet12``: features synthesized on the real annotations, see
@@ -10,15 +11,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wtal_kit.bundled import bundled_path
+from wtal_kit.data.bundled import bundled_path
 from wtal_kit.config import Config
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
 from wtal_kit.data.hdf5 import open_feature_store
 from wtal_kit.errors import InputError
 
-SYNTHETIC_LAYOUTS = {"synthetic-thumos14": "thumos14", "synthetic-activitynet12": "activitynet12"}
+LAYOUTS = ("thumos14", "activitynet12")  # the embedded benchmark's layouts (data/<layout>/)
 LAYOUT_NAMES = {"thumos14": "THUMOS14", "activitynet12": "ActivityNet1.2"}
+SYNTHETIC_PREFIX = "synthetic-"
+SYNTHETIC_LAYOUTS = {SYNTHETIC_PREFIX + layout: layout for layout in LAYOUTS}  # dataset name -> layout
+
+
+def synthetic_dataset(layout: str) -> str:
+    """The dataset name of the embedded benchmark on ``layout`` (``thumos14`` -> ``synthetic-thumos14``)."""
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}; choose one of {LAYOUTS}", field="layout")
+    return SYNTHETIC_PREFIX + layout
+
+
+def layout_of(dataset: str) -> str | None:
+    """The embedded benchmark's layout a dataset name names (thumos14, activitynet12), else None (a store)."""
+    return SYNTHETIC_LAYOUTS.get(str(dataset))
 
 
 def is_synthetic(config: Config) -> bool:

@@ -1,0 +1,145 @@
+"""The train state: model, optimizer and the run's two random streams, with its public step.
+
+``TrainState.fresh(config, num_classes, device, input_mean)`` builds what a run starts from;
+``state.step(batch)`` is one optimisation step (forward, the losses of docs/method.md, backward,
+Adam); ``save`` / ``restore`` write and read the checkpoint that resumes a run exactly.
+Tests, benchmarks and callbacks drive training through ``step``, as :func:`wtal_kit.train` does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wtal_kit import losses
+from wtal_kit.config import Config
+from wtal_kit.errors import InputError
+from wtal_kit.training.batches import Batch
+from wtal_kit.training.inference import build_model
+from wtal_kit.training.runs import load_checkpoint, save_checkpoint
+
+
+# -- one step -------------------------------------------------------------------------
+def build_custom_factors(config: Config, num_classes: int) -> torch.nn.Parameter | None:
+    """A_c of the learnable metric M_c = A_c^T A_c (distance "custom"), (C, r, d)."""
+    if config.distance != "custom" or config.metric_loss == "none":
+        return None
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    scale = 1.0 / math.sqrt(config.feature_dim)
+    return torch.nn.Parameter(torch.randn(num_classes, config.custom_rank, config.feature_dim, generator=generator) * scale)
+
+
+def build_optimizer(parameters, config: Config, device: torch.device) -> torch.optim.Adam:
+    """Adam; the fused implementation where this torch has it for the device (same update, one kernel)."""
+    try:
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or no fused Adam for this device
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def compute_losses(model, custom_factors, features, lengths, labels, config: Config, generator=None) -> dict:
+    """Forward + loss terms of one batch. features (B, T, d), lengths (B,), labels (B, C)."""
+    u, cas, _ = model(features, generator=generator)  # u: (B, T, d), cas: (B, T, C)
+    if config.classification_loss == "softmax_mil":
+        classification = losses.softmax_mil(cas, lengths, labels)
+    else:
+        probs = losses.video_probs(cas, lengths, block_size=config.effective_block_size, k=config.k)  # (B, C)
+        loss_fn = losses.balanced_bce if config.classification_loss == "bbce" else losses.bce
+        classification = loss_fn(probs, labels)
+    terms = {"classification": classification}
+    total = config.classification_weight * classification
+    if config.metric_loss != "none":
+        metric = losses.metric_loss(
+            u,
+            cas,
+            labels,
+            lengths,
+            model.classifier_weight,
+            margin=config.margin,
+            kind=config.metric_loss,
+            distance=config.distance,
+            custom_factors=custom_factors,
+        )
+        terms["metric"] = metric
+        total = total + config.metric_weight * metric
+    terms["total"] = total
+    return terms
+
+
+# -- the state ---------------------------------------------------------------------------------
+@dataclass
+class TrainState:
+    """What a checkpoint holds: the model, the optimizer and the run's two random streams."""
+
+    config: Config
+    model: torch.nn.Module
+    custom_factors: torch.nn.Parameter | None  # A_c of the "custom" distance, else None
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator  # batches: which videos, which windows
+    generator: torch.Generator  # initialisation, then dropout masks
+
+    @classmethod
+    def fresh(cls, config: Config, num_classes: int, device: torch.device, input_mean=None) -> "TrainState":
+        """A run's start, seeded by ``config.seed``; input_mean: mu of ``config.center_features``
+        (:func:`wtal_kit.training.batches.training_feature_mean`), needed when it is on."""
+        generator = torch.Generator(device="cpu").manual_seed(config.seed)
+        model = build_model(config, num_classes, generator=generator)
+        if config.center_features:
+            if input_mean is None:
+                raise ValueError("center_features needs the training-feature mean")
+            model.center_inputs(torch.from_numpy(np.asarray(input_mean, dtype=np.float32)))
+        model = model.to(device)
+        if device.type != "cpu":  # dropout masks are drawn on the device
+            generator = torch.Generator(device=device).manual_seed(config.seed)
+        custom_factors = build_custom_factors(config, num_classes)
+        parameters = list(model.parameters())
+        if custom_factors is not None:
+            custom_factors = torch.nn.Parameter(custom_factors.data.to(device))
+            parameters.append(custom_factors)
+        optimizer = build_optimizer(parameters, config, device)
+        return cls(config, model, custom_factors, optimizer, np.random.default_rng(config.seed), generator)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def step(self, batch: Batch) -> dict:
+        """One optimisation step on ``batch``; returns the loss terms (total, classification and, with
+        a metric loss, metric), detached: 0-d tensors on the device, read without a sync until asked.
+
+        Forward and losses run under bf16 autocast on CUDA when ``config.bf16``; dropout masks are
+        drawn from ``self.generator``.
+        """
+        config, device = self.config, batch.features.device
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16):
+            terms = compute_losses(self.model, self.custom_factors, batch.features, batch.lengths, batch.labels, config,
+                                   self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        self.optimizer.step()
+        return {name: value.detach() for name, value in terms.items()}
+
+    def save(self, path: Path, iteration: int, extra=None) -> None:
+        """A checkpoint after ``iteration`` iterations, written atomically; ``extra``: JSON-able run state."""
+        rng_state = {"numpy": self.rng.bit_generator.state, "torch": self.generator.get_state()}
+        save_checkpoint(path, self.model, self.custom_factors, self.optimizer, iteration, rng_state, self.config, extra)
+
+    def restore(self, path: Path) -> tuple[int, dict]:
+        """Load a checkpoint of the same config; returns (iterations done, extra)."""
+        state = load_checkpoint(path, map_location=self.device)
+        saved = Config.from_dict(json.loads(state["config"]))
+        if saved != self.config:
+            differing = sorted(k for k, v in self.config.to_dict().items() if saved.to_dict().get(k) != v)
+            raise InputError(f"--resume with a different config (fields {differing})", file=path, field="config")
+        self.model.load_state_dict(state["model"])
+        if self.custom_factors is not None:
+            self.custom_factors.data.copy_(state["custom_factors"].to(self.device))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        self.generator.set_state(state["torch_rng"].cpu())
+        return int(state["iteration"]), json.loads(state["extra"])
