@@ -263,6 +263,20 @@ def _earlier_store(out: Path, settings: dict):
     return open_feature_store(out)
 
 
+def _annotated(files: dict, labels: Annotations) -> list:
+    """The annotated videos that have a file, in the annotations' order (the others are noted)."""
+    names = [v for v in labels.videos if v in files]
+    absent = [v for v in labels.videos if v not in files]
+    unlabelled = sorted(set(files) - set(labels.videos))
+    if absent:
+        _note(f"{len(absent)} annotated videos have no file and are left out (first: {absent[0]!r})")
+    if unlabelled:
+        _note(f"{len(unlabelled)} video files are not in {Path(labels.source).name} and are left out (first: {unlabelled[0]!r})")
+    if not names:
+        raise InputError("none of the video files is in the annotations", file=labels.source)
+    return names
+
+
 # -- the run ------------------------------------------------------------------------------------
 def run_extraction(videos, out, backbone: str = "r2plus1d_18", weights="default", annotations=None, device="auto",
                    batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True, crop: int = bb.CROP) -> ExtractionSummary:
@@ -281,18 +295,7 @@ def run_extraction(videos, out, backbone: str = "r2plus1d_18", weights="default"
         raise InputError(f"unknown backbone {backbone!r}; choose one of {', '.join(bb.BACKBONES)}", field="backbone")
     files = video_inputs(videos)
     labels = read_ground_truth_json(annotations) if annotations is not None else None
-    if labels is None:
-        names = sorted(files)
-    else:
-        names = [v for v in labels.videos if v in files]
-        absent = [v for v in labels.videos if v not in files]
-        unlabelled = sorted(set(files) - set(labels.videos))
-        if absent:
-            _note(f"{len(absent)} annotated videos have no file and are left out (first: {absent[0]!r})")
-        if unlabelled:
-            _note(f"{len(unlabelled)} video files are not in {Path(annotations).name} and are left out (first: {unlabelled[0]!r})")
-        if not names:
-            raise InputError("none of the videos is in the annotations", file=annotations)
+    names = sorted(files) if labels is None else _annotated(files, labels)
     device = resolve_device(device)
     settings = {"backbone": backbone, "weights": bb.weights_label(weights), "frames_per_segment": FRAMES_PER_SEGMENT,
                 "fps": FRAME_RATE, "resize": list(resize_size(crop)), "crop": crop}
@@ -326,6 +329,7 @@ def run_extraction(videos, out, backbone: str = "r2plus1d_18", weights="default"
     summary.compute_seconds = time.perf_counter() - started
     kept = [n for n in names if n in finished]
     if not kept:
+        scratch.remove()
         raise InputError("no video could be read; nothing written", file=out)
     _assemble(out, kept, finished, scratch, earlier, labels, settings, progress)
     scratch.remove()
