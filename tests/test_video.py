@@ -553,7 +553,7 @@ def test_the_real_input_size(tmp_path):
     assert json.loads(feature_store_attrs(summary.path)["extractor"])["resize"] == [171, 128]
 
 
-def test_command_flags_match_the_library():
+def test_command_flags_match_the_library(capsys):
     assert command.BACKBONES == bb.BACKBONES and command.DEFAULT_BATCH_SIZE == extract.DEFAULT_BATCH_SIZE
     parser = argparse.ArgumentParser()
     command.add_parser(parser.add_subparsers(dest="command"))
@@ -561,8 +561,10 @@ def test_command_flags_match_the_library():
     assert (args.backbone, args.weights, args.annotations, args.device, args.batch_size, args.no_progress) == \
         ("r2plus1d_18", "default", None, "auto", 16, False)
     assert args.func is command.run
-    help_text = parser._subparsers._group_actions[0].choices["features"].format_help()
-    assert "(default: r2plus1d_18)" in help_text and "(default: 16)" in help_text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["features", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: r2plus1d_18)" in help_text and "(default: 16)" in help_text and "(default: auto)" in help_text
 
 
 def test_importing_the_package_needs_neither_pyav_nor_jupyter():
