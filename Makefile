@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet -e ".[dev,ui,cluster]"
+	$(PY) -m pip install --quiet -e ".[dev,ui,cluster,video]"
 	touch $(STAMP)
 
 test: setup chromium

@@ -212,6 +212,32 @@ def test_feature_store_round_trip(tmp_path, release):
         assert handle["features"][dataset.annotations.videos[0]].dtype == np.float32
 
 
+def test_store_without_annotations_round_trip(tmp_path):
+    """Videos with names and durations only (one's own videos, for inference): zero classes, no labels, no instances."""
+    from wtal_kit.data import Annotations
+    from wtal_kit.data.hdf5 import feature_store_attrs
+    from wtal_kit.data.ground_truth import load_ground_truth
+
+    annotations = Annotations.without_labels("mine", ["a", "b"], [2.0, 3.3], source="mine.h5")
+    assert annotations.classes == () and annotations.video_labels.shape == (2, 0) and len(annotations.instances) == 0
+    assert list(annotations.subsets) == ["test", "test"]
+    counts = {0: 4, 1: 6}  # ceil(2.0 / 0.64) = ceil(3.125), ceil(3.3 / 0.64) = ceil(5.16)
+    dataset = FeatureDataset(annotations, 0.64, 3, lambda i: np.full((counts[i], 3), i, np.float32), "mine")
+    store = write_feature_store(tmp_path / "mine.h5", dataset, progress=False, attrs={"extractor": "{}", "note": 7})
+    reopened = open_feature_store(store)
+    assert list(reopened.annotations.videos) == ["a", "b"] and reopened.annotations.classes == ()
+    assert reopened.annotations.video_labels.shape == (2, 0) and len(reopened.annotations.instances) == 0
+    np.testing.assert_array_equal(reopened.annotations.durations, [2.0, 3.3])
+    assert reopened.features(1).shape == (6, 3)
+    attrs = feature_store_attrs(store)
+    assert attrs["extractor"] == "{}" and attrs["note"] == 7 and attrs["feature_dim"] == 3
+    table, classes = load_ground_truth(store)
+    assert classes == () and len(table) == 0
+    with pytest.raises(ValueError, match="feature_dim"):  # the format's own attributes cannot be replaced
+        write_feature_store(tmp_path / "other.h5", dataset, progress=False, attrs={"feature_dim": 9})
+    assert not (tmp_path / "other.h5").exists()
+
+
 def test_store_rejection_writes_nothing(tmp_path, thumos_annotations):
     def read(index):
         if index == 3:

@@ -20,6 +20,7 @@ LAYERS = [
     ("paper", ["wtal_kit/relu_dropout.py", "wtal_kit/model.py", "wtal_kit/losses.py", "wtal_kit/localization.py",
                "wtal_kit/evaluate.py", "wtal_kit/reference.py", "wtal_kit/localizer.py", "wtal_kit/diagnosis.py"]),
     ("training", ["wtal_kit/training/"]),
+    ("video", ["wtal_kit/video/"]),
     ("experiments", ["wtal_kit/experiments/"]),
     ("apps", ["wtal_kit/apps/"]),
     ("widgets", ["widgets/"]),

@@ -23,7 +23,8 @@ class Annotations:
     name: dataset name, e.g. "Thumos14reduced".
     videos: (N,) video names, in the release's order (features follow it).
     subsets: (N,) subset of each video ("validation", "test", "training", ...).
-    classes: the C class names; a class index is a position in this tuple.
+    classes: the C class names; a class index is a position in this tuple. C may be 0: videos
+        without labels, whose features are for inference only (:meth:`without_labels`).
     durations: (N,) seconds, all > 0.
     video_labels: (N, C) bool, the video-level labels used for training
         (W-TALC's ``labels_all``; it can differ from the instance labels).
@@ -71,6 +72,24 @@ class Annotations:
                 f"unknown label {unknown_labels[0]!r} (not in the class list)", file=where, video=instances["video"].iat[row], field="labels"
             )
         object.__setattr__(self, "instances", instances)
+
+    @classmethod
+    def without_labels(cls, name: str, videos, durations, subset: str = "test", source: str = "") -> "Annotations":
+        """Videos with names and durations only: no classes, labels or instances (features for inference).
+
+        Every video is in ``subset``; ``video_labels`` is (N, 0).
+        """
+        videos = np.array([str(v) for v in videos], dtype=object)
+        return cls(
+            name=name,
+            videos=videos,
+            subsets=np.full(len(videos), subset, dtype=object),
+            classes=(),
+            durations=np.asarray(durations, dtype=np.float64),
+            video_labels=np.zeros((len(videos), 0), dtype=bool),
+            instances=pd.DataFrame({"video": [], "label": [], "t_start": [], "t_end": []}),
+            source=source,
+        )
 
     # -- lookups -----------------------------------------------------------------
     @property

@@ -3,9 +3,13 @@
 Feature store (``wtal convert`` writes one; self-contained, no pickle)::
 
     /                    attrs: format="wtal-kit-feature-store", format_version, name,
-                                seconds_per_segment, feature_dim, classes (JSON list), description
+                                seconds_per_segment, feature_dim, classes (JSON list), description,
+                                and any extra ones of the writer (``wtal features``: extractor)
     /annotations/...     videos, subsets, durations, video_labels (N, C), instances/*, ambiguous/*
     /features/<video>    float32 (n_i, d), one dataset per video
+
+C may be 0 (classes "[]", video_labels (N, 0), no instances): a store of one's own videos
+without annotations, for inference only.
 
 Scores file (``wtal infer`` writes one next to the checkpoint; read without torch)::
 
@@ -273,9 +277,17 @@ def _open(path, expected_format: str) -> h5py.File:
 
 
 # -- feature store --------------------------------------------------------------
-def write_feature_store(path, dataset: FeatureDataset, *, progress: bool = True) -> Path:
-    """Write every video of ``dataset`` into an HDF5 feature store at ``path``."""
+def write_feature_store(path, dataset: FeatureDataset, *, progress: bool = True, attrs: dict | None = None) -> Path:
+    """Write every video of ``dataset`` into an HDF5 feature store at ``path``.
+
+    ``attrs``: more root attributes (text or numbers), e.g. what extracted the features
+    (``wtal features`` records its backbone and weights); they cannot replace the format's own.
+    """
     path = Path(path)
+    attrs = dict(attrs or {})
+    reserved = sorted(set(attrs) & {"format", "format_version", "name", "seconds_per_segment", "feature_dim", "classes", "description"})
+    if reserved:
+        raise ValueError(f"attrs cannot replace the store's own attribute(s) {reserved}")
     annotations = dataset.annotations
     _check_video_names(annotations, dataset.description or path)
     # refuse at once where the features cannot fit: HDF5 does not fail cleanly when the disk fills under it
@@ -291,6 +303,7 @@ def write_feature_store(path, dataset: FeatureDataset, *, progress: bool = True)
                 classes=json.dumps(list(annotations.classes)),
                 description=portable_name(dataset.description),
             )
+            out.attrs.update(attrs)
             write_annotations(out.create_group("annotations"), annotations)
             features = out.create_group("features")
             for i in tqdm(range(len(dataset)), desc=f"writing {path.name}", unit="video", disable=not progress):
@@ -327,6 +340,13 @@ def open_feature_store(path) -> FeatureDataset:
         read_features=read_features,
         description=str(path),
     )
+
+
+def feature_store_attrs(path) -> dict:
+    """The root attributes of a feature store (NumPy scalars as Python numbers), or one InputError line."""
+    path = Path(path)
+    with _open(path, STORE_FORMAT) as handle, _malformed(path):
+        return {key: value.item() if isinstance(value, np.generic) else value for key, value in handle.attrs.items()}
 
 
 # -- scores file ----------------------------------------------------------------
