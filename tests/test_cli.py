@@ -67,6 +67,31 @@ def test_train_infer_localize_evaluate_chain(tiny_run, tmp_path, capsys):
     assert from_scores.splitlines()[-1].split()[-3:] == from_json.splitlines()[-1].split()[-3:]
 
 
+def test_infer_scores_a_store_without_annotations(tiny_run, tmp_path, capsys):
+    """One's own videos (no classes, no labels: what `wtal features` writes without --annotations) are scored
+    under the model's classes, which the checkpoint records."""
+    from wtal_kit.data.annotations import Annotations
+    from wtal_kit.data.dataset import FeatureDataset
+    from wtal_kit.data.hdf5 import read_scores, write_feature_store
+    from wtal_kit.training.runs import checkpoint_classes
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.random((n, 16), dtype=np.float32) for n in (5, 9)]
+    annotations = Annotations.without_labels("mine", ["walk", "jump"], [5 * 0.64, 9 * 0.64])
+    store = tmp_path / "mine.h5"
+    write_feature_store(store, FeatureDataset(annotations, 0.64, 16, lambda i: arrays[i]), progress=False)
+    assert open_feature_store(store).annotations.num_classes == 0
+    scores = tmp_path / "scores_mine.h5"
+    assert main(["infer", "--checkpoint", str(tiny_run / "checkpoint.pt"), "--dataset", str(store), "--out", str(scores),
+                 "--no-progress"]) == 0
+    assert "2 videos of subset 'test'" in capsys.readouterr().out
+    read = read_scores(scores)
+    classes = checkpoint_classes(tiny_run / "checkpoint.pt", None)
+    assert len(classes) == 20 and read.annotations.classes == classes  # THUMOS14's 20, in the model's order
+    assert [len(read.logits[v]) for v in ("walk", "jump")] == [5, 9] and read.video_probs.shape == (2, 20)
+    assert read.annotations.ground_truth().empty
+
+
 def test_evaluate_both_protocols_and_csv(tiny_run, tmp_path, capsys):
     out = tmp_path / "ap.csv"
     assert main(["evaluate", "--scores", str(tiny_run / "scores_test.h5"), "--protocol", "both", "--per-class", "--csv", str(out)]) == 0

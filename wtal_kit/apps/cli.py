@@ -5,6 +5,7 @@
     wtal localize  scores file -> ActivityNet-style detections JSON
     wtal evaluate  detections JSON or scores file + ground truth -> mAP table, per-class AP
     wtal convert   W-TALC release (pickled .npy) or the embedded benchmark -> HDF5 feature store
+    wtal features  your own video files -> HDF5 feature store (a Kinetics-400 video network, RGB)
     wtal explore   serve the detection explorer (Voila) on a run or scores file
     wtal sliders   serve the live hyperparameter sliders (Voila): change settings, train, compare with the paper
     wtal demo      train the default model (quick budget) on the embedded benchmark (cached), print its table, serve the explorer
@@ -31,6 +32,7 @@ from wtal_kit.apps.flags import (
 )
 from wtal_kit.apps.serve import app_notebook, serve_app, serve_explorer
 from wtal_kit.errors import InputError, WtalError
+from wtal_kit.video import command as features_command
 from wtal_kit.timegrid import DEFAULT_SECONDS_PER_SEGMENT
 
 EPILOG = "Numbers on the embedded synthetic benchmark are synthetic-benchmark numbers, not THUMOS14 results."
@@ -55,15 +57,17 @@ def cmd_infer(args) -> int:
     from wtal_kit.data.hdf5 import write_scores
     from wtal_kit.data.catalog import load_dataset, split_subsets
     from wtal_kit.training.inference import infer, resolve_device, scores_attrs
-    from wtal_kit.training.runs import load_model
+    from wtal_kit.training.runs import checkpoint_classes, load_model
 
     device = resolve_device(args.device or Config.device)
-    model, config = load_model(args.checkpoint, device=device)
-    if args.dataset is not None:
-        config = config.replace(dataset=args.dataset)
+    model, trained = load_model(args.checkpoint, device=device)
+    config = trained if args.dataset is None else trained.replace(dataset=args.dataset)
     dataset = load_dataset(config)
     annotations = dataset.annotations
-    subset = args.subset or split_subsets(config, annotations)[1]
+    if annotations.num_classes == 0:  # one's own videos without labels (wtal features): the model's classes
+        annotations = annotations.with_classes(checkpoint_classes(args.checkpoint, trained))
+    subsets = sorted(set(annotations.subsets))
+    subset = args.subset or (subsets[0] if len(subsets) == 1 else split_subsets(config, annotations)[1])
     indices = annotations.indices(subset)
     logits, video_probs = infer(model, dataset, indices, config, device, progress=not args.no_progress)
     out = args.out or Path(args.checkpoint).with_name(f"scores_{subset}.h5")
@@ -304,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_convert)
+
+    features_command.add_parser(sub)  # wtal features: your own videos -> a feature store (wtal_kit.video)
 
     p = sub.add_parser("explore", help="serve the detection explorer (a Voila app) on a run or a scores file",
                        description="Serve the detection explorer on a run folder or scores file; --compare adds other methods' results.")

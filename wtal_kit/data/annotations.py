@@ -7,6 +7,8 @@ truth comes out in the table form of :mod:`wtal_kit.data.tables`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,6 +92,15 @@ class Annotations:
             instances=pd.DataFrame({"video": [], "label": [], "t_start": [], "t_end": []}),
             source=source,
         )
+
+    def with_classes(self, classes) -> "Annotations":
+        """Videos without labels (C = 0) under a model's class list, still without labels: what a
+        store of one's own videos becomes when a model trained on those classes scores it."""
+        if self.num_classes:
+            raise InputError(f"these videos have classes already ({self.num_classes})", file=self.source or self.name,
+                             field="classes")
+        classes = tuple(str(name) for name in classes)
+        return dataclasses.replace(self, classes=classes, video_labels=np.zeros((self.num_videos, len(classes)), dtype=bool))
 
     # -- lookups -----------------------------------------------------------------
     @property

@@ -122,7 +122,7 @@ def infer(
             batch[row, : lengths[j]] = arrays[j]
         return torch.from_numpy(batch).to(device, non_blocking=True), torch.from_numpy(lengths[chunk]).to(device)
 
-    return infer_batches(model, lengths, batch_of, dataset.annotations.num_classes, config, device, progress, max_batch_segments)
+    return infer_batches(model, lengths, batch_of, model.num_classes, config, device, progress, max_batch_segments)
 
 
 def scores_attrs(config: Config, name: str, subset: str, checkpoint: str) -> dict:

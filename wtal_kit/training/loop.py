@@ -109,7 +109,7 @@ def train(config: Config, run_dir, *, resume: bool = False, progress: bool = Tru
     started = time.perf_counter()
     run_dir, device = Path(run_dir), resolve_device(config.device)
     data = TrainingData(dataset or load_dataset(config), config, device)
-    state = TrainState.fresh(config, data.num_classes, device, data.input_mean())
+    state = TrainState.fresh(config, data.num_classes, device, data.input_mean(), data.dataset.annotations.classes)
     run_dir.mkdir(parents=True, exist_ok=True)  # only now: a dataset that cannot be opened leaves no folder behind
     log, window = MetricsLog(run_dir, config), LossWindow()
     done, best = 0, {"score": -math.inf, "iteration": None}

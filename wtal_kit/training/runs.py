@@ -51,8 +51,10 @@ def detections_file_name(subset: str) -> str:
 
 
 # -- checkpoints ----------------------------------------------------------------------
-def save_checkpoint(path, model, custom_factors, optimizer, iteration: int, rng_state: dict, config: Config, extra=None):
-    """Everything :func:`wtal_kit.train` needs to resume exactly: weights, optimizer, random streams.
+def save_checkpoint(path, model, custom_factors, optimizer, iteration: int, rng_state: dict, config: Config, extra=None,
+                    classes=()):
+    """Everything :func:`wtal_kit.train` needs to resume exactly: weights, optimizer, random streams;
+    and the names of the classes the model scores (what ``wtal infer`` labels a store without classes with).
 
     rng_state: {"numpy": the batch sampler's bit-generator state, "torch": the training
     generator's state (a uint8 tensor)}.
@@ -66,6 +68,7 @@ def save_checkpoint(path, model, custom_factors, optimizer, iteration: int, rng_
         "torch_rng": rng_state["torch"],
         "config": json.dumps(config.to_dict()),
         "extra": json.dumps(extra or {}),
+        "classes": json.dumps([str(name) for name in classes]),
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -120,6 +123,17 @@ def load_model(path, device="cpu") -> tuple[WtalModel, Config]:
                          file=path, field="model") from None
     model.eval()
     return model, config
+
+
+def checkpoint_classes(path, config: Config) -> tuple[str, ...]:
+    """The class names a checkpoint's model scores, in its output order: recorded in the checkpoint
+    since 0.2, else those of the dataset it was trained on (``config.dataset``, read again)."""
+    state = load_checkpoint(path)
+    try:
+        classes = tuple(json.loads(state.get("classes", "[]")))
+    except (TypeError, ValueError):
+        raise InputError("the stored class list is not a JSON list", file=path, field="classes") from None
+    return classes or tuple(load_dataset(config).annotations.classes)
 
 
 # -- results --------------------------------------------------------------------------

@@ -82,11 +82,13 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     rng: np.random.Generator  # batches: which videos, which windows
     generator: torch.Generator  # initialisation, then dropout masks
+    classes: tuple = ()  # the class names the model scores, in its output order (saved with the checkpoint)
 
     @classmethod
-    def fresh(cls, config: Config, num_classes: int, device: torch.device, input_mean=None) -> "TrainState":
+    def fresh(cls, config: Config, num_classes: int, device: torch.device, input_mean=None, classes=()) -> "TrainState":
         """A run's start, seeded by ``config.seed``; input_mean: mu of ``config.center_features``
-        (:func:`wtal_kit.training.batches.training_feature_mean`), needed when it is on."""
+        (:func:`wtal_kit.training.batches.training_feature_mean`), needed when it is on; classes: the
+        ``num_classes`` class names (recorded in checkpoints)."""
         generator = torch.Generator(device="cpu").manual_seed(config.seed)
         model = build_model(config, num_classes, generator=generator)
         if config.center_features:
@@ -102,7 +104,7 @@ class TrainState:
             custom_factors = torch.nn.Parameter(custom_factors.data.to(device))
             parameters.append(custom_factors)
         optimizer = build_optimizer(parameters, config, device)
-        return cls(config, model, custom_factors, optimizer, np.random.default_rng(config.seed), generator)
+        return cls(config, model, custom_factors, optimizer, np.random.default_rng(config.seed), generator, tuple(classes))
 
     @property
     def device(self) -> torch.device:
@@ -127,7 +129,8 @@ class TrainState:
     def save(self, path: Path, iteration: int, extra=None) -> None:
         """A checkpoint after ``iteration`` iterations, written atomically; ``extra``: JSON-able run state."""
         rng_state = {"numpy": self.rng.bit_generator.state, "torch": self.generator.get_state()}
-        save_checkpoint(path, self.model, self.custom_factors, self.optimizer, iteration, rng_state, self.config, extra)
+        save_checkpoint(path, self.model, self.custom_factors, self.optimizer, iteration, rng_state, self.config, extra,
+                        self.classes)
 
     def restore(self, path: Path) -> tuple[int, dict]:
         """Load a checkpoint of the same config; returns (iterations done, extra)."""
