@@ -1,7 +1,8 @@
 # wtal-kit: two commands do everything on a fresh machine.
 #   make demo   set up .venv, train the default model on the embedded benchmark, print its mAP table,
 #               then serve the detection explorer on it (Ctrl-C stops it)
-#   make test   set up .venv and run every test (browser tests included)
+#   make test   set up .venv and run every test (browser tests included; about 15 minutes on 2 cores)
+#   make test-fast  the unit and property tests only: no browser, no training over a few seconds (< 3 minutes)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ TORCH_PIN ?= torch==2.13.0
 # The browser tests drive Debian's chromium through Playwright (never `playwright install`).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup test chromium demo bench clean
+.PHONY: setup test test-fast chromium demo bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +25,9 @@ $(STAMP): pyproject.toml Makefile
 
 test: setup chromium
 	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not browser"
 
 # Debian's chromium for the browser tests: apt-get as root, or through `sudo -n`; where neither
 # can be had, say so and go on (those tests then skip, giving the reason).

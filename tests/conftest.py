@@ -68,3 +68,29 @@ def make_scores(annotations: Annotations, seed: int, kappa=4.0) -> Scores:
     video_probs = rng.random((annotations.num_videos, annotations.num_classes)).astype(np.float32)
     attrs = {"seconds_per_segment": SPS, "kappa": kappa, "block_size": 60, "k": 10}
     return Scores(annotations=annotations, logits=logits, video_probs=video_probs, attrs=attrs)
+
+
+# Fixtures that train, reproduce or start a cluster (seconds to minutes): a test that uses one is slow.
+SLOW_FIXTURES = {
+    "trained_quick_run",  # conftest: the quick preset, 600 iterations
+    "smoke_reports",  # test_notebooks: wtal reproduce --mode smoke over every artefact
+    "local_ray",  # test_ray_executor: a local Ray instance
+    "trained",  # test_train: a small training
+    "tiny_run",  # test_cli: wtal train, 4 iterations, through the CLI
+    "finished",  # test_sliders: a finished run in a store
+    "smoke_table1",  # test_reproduction: Table 1's smoke runs
+    "figure5_results",  # test_figures: Figure 5's smoke runs
+    "small_store", "uninterrupted",  # test_crashes: a store, and a whole training to compare with
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks for ``make test-fast`` (``-m "not slow and not browser"``): a browser test lives in a file named
+    test_*_browser.py and is marked ``browser`` (and ``slow``); a test using a fixture of SLOW_FIXTURES
+    is marked ``slow``; the others mark themselves with ``@pytest.mark.slow``."""
+    for item in items:
+        if item.path.stem.endswith("_browser"):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

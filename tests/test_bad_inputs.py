@@ -121,6 +121,7 @@ def test_python_readers_raise_only_input_errors_naming_the_file(case, corpus):
 SUBPROCESS_CASES = ["ann_npy_is_a_pickle", "ckpt_torch_file_with_payload", "store_truncated", "flag_iterations_float"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
 def test_a_real_process_exits_2_with_one_line(name, corpus):
     case = corpus[name]

@@ -188,6 +188,7 @@ class StepSpy:
         monkeypatch.setattr(TrainingData, "batch", spy)
 
 
+@pytest.mark.slow
 def test_training_with_the_store_equals_the_numpy_path(tmp_path, monkeypatch):
     """The same run through the device store and through the host cache: identical metrics and weights."""
     config = Config.from_preset("quick", feature_dim=32, iterations=10, eval_every=10, seed=3)  # 10 x 20 draws >= 200 videos
@@ -205,6 +206,7 @@ def test_training_with_the_store_equals_the_numpy_path(tmp_path, monkeypatch):
     assert all(torch.equal(a[name], b[name]) for name in a)
 
 
+@pytest.mark.slow
 def test_short_run_reads_only_what_it_draws(tmp_path, monkeypatch):
     """3 iterations x 20 videos < 200 training videos: no store, the cache fills as batches ask."""
     config = Config.from_preset("quick", feature_dim=8, iterations=3, eval_every=3, center_features=False)

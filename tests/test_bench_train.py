@@ -5,9 +5,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO_ROOT
 
 
+@pytest.mark.slow
 def test_bench_train_quick_runs():
     env = dict(os.environ, OMP_NUM_THREADS="1")  # steadier on a busy 2-core machine
     result = subprocess.run(

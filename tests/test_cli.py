@@ -45,6 +45,7 @@ def test_train_help_documents_config_fields(capsys):
         assert phrase in text, phrase
 
 
+@pytest.mark.slow
 def test_train_infer_localize_evaluate_chain(tiny_run, tmp_path, capsys):
     assert (tiny_run / "results.json").is_file()
     config = json.loads((tiny_run / "config.json").read_text())
@@ -103,6 +104,7 @@ def test_evaluate_both_protocols_and_csv(tiny_run, tmp_path, capsys):
     assert set(table["protocol"]) == {"activitynet", "wtalc"} and len(table) == 40
 
 
+@pytest.mark.slow
 def test_scores_paths_run_without_torch(tiny_run, tmp_path):
     scores = tiny_run / "scores_test.h5"
     done = run_cli("evaluate", "--scores", scores, block=["torch"])
@@ -112,6 +114,7 @@ def test_scores_paths_run_without_torch(tiny_run, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_core_imports_without_ui_packages():
     code = (
         "import sys\n"
@@ -135,6 +138,7 @@ def _assert_one_line_error(done, *fragments):
         assert fragment in lines[0], (fragment, lines[0])
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     _assert_one_line_error(run_cli("evaluate", "--results", tmp_path / "missing.json", "--ground-truth", THUMOS_DIR),
                            "missing.json", "file not found")
@@ -150,6 +154,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     _assert_one_line_error(run_cli("localize", "--scores", bad), "bad.json")
 
 
+@pytest.mark.slow
 def test_convert_needs_trust_and_writes_nothing(tmp_path, thumos_annotations):
     features = tmp_path / "Thumos14reduced-I3D-JOINTFeatures.npy"
     rng = np.random.default_rng(0)
@@ -167,6 +172,7 @@ def test_convert_needs_trust_and_writes_nothing(tmp_path, thumos_annotations):
                            "output exists")
 
 
+@pytest.mark.slow
 def test_train_on_a_converted_synthetic_store(tmp_path, capsys):
     store = tmp_path / "synthetic.h5"
     assert main(["convert", "--synthetic", "thumos14", "--feature-dim", "8", "--out", str(store), "--no-progress"]) == 0
@@ -178,12 +184,14 @@ def test_train_on_a_converted_synthetic_store(tmp_path, capsys):
     assert str(tmp_path) not in results["dataset"]  # no absolute machine path in results
 
 
+@pytest.mark.slow
 def test_kappa_none_flag(tmp_path):
     run_dir = tmp_path / "run"
     assert main(["train", *TINY, "--kappa", "none", "--iterations", "2", "--run-dir", str(run_dir)]) == 0
     assert json.loads((run_dir / "config.json").read_text())["kappa"] is None
 
 
+@pytest.mark.slow
 def test_demo_caches_and_labels_its_numbers(tmp_path, capsys, monkeypatch):
     from wtal_kit.apps import demo
     from wtal_kit.config import Config
@@ -215,6 +223,7 @@ def test_evaluate_warns_when_detections_miss_the_ground_truth(tiny_run):
     assert "mAP (%)" in done.stdout
 
 
+@pytest.mark.slow
 def test_localization_flags_come_from_the_config(tiny_run, tmp_path):
     from wtal_kit.config import field_help
 
@@ -241,6 +250,7 @@ def test_evaluate_both_protocols_from_scores(tiny_run):
     assert "not comparable" in done.stdout
 
 
+@pytest.mark.slow
 def test_explore_refuses_bad_input_in_one_line(tiny_run, tmp_path):
     not_scores = tmp_path / "x.h5"
     not_scores.write_text("hello")
@@ -276,6 +286,7 @@ def test_explore_serves_until_interrupted(tiny_run):
     assert process.returncode == 0
 
 
+@pytest.mark.slow
 def test_max_per_video_flag_caps_and_is_reported(tiny_run, tmp_path, capsys):
     scores = tiny_run / "scores_test.h5"
     out_full, out_capped = tmp_path / "full.json", tmp_path / "capped.json"

@@ -208,6 +208,7 @@ sys.exit(main(args))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how, seed", [("iteration", 0), ("checkpoint-write", 7), ("outside", 2)])
 def test_a_killed_training_resumes_to_the_uninterrupted_result(how, seed, uninterrupted, train_flags, tmp_path, children):
     rng = random.Random(seed)  # the kill point is random but repeatable
@@ -255,6 +256,7 @@ for job in E.grid(["table1"], "smoke", (0, 1), device="cpu"):
 """
 
 
+@pytest.mark.slow
 def test_a_killed_grid_completes_what_is_missing_and_keeps_what_finished(tmp_path, children):
     store = tmp_path / "store"
     command = WTAL + ["reproduce", "--mode", "smoke", "--only", "table1", "--seeds", *SEEDS, "--workers", "1",
@@ -297,6 +299,7 @@ def test_a_killed_grid_completes_what_is_missing_and_keeps_what_finished(tmp_pat
 
 
 # -- a conversion killed mid-write ----------------------------------------------------------
+@pytest.mark.slow
 def test_a_killed_convert_leaves_the_previous_file_and_a_rerun_succeeds(tmp_path, children):
     target = tmp_path / "features.h5"
     first = run(WTAL + ["convert", "--synthetic", "thumos14", "--feature-dim", "8", "--out", str(target), "--no-progress"])
@@ -391,6 +394,7 @@ def assert_nothing_half_written(folder: Path, command: str) -> None:
 ROOM = 16 * 1024
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "convert", "infer", "localize"])
 def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(command, uninterrupted, train_flags, tmp_path):
     out = tmp_path / "out"
@@ -407,6 +411,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(command, uninte
     assert_nothing_half_written(out, command)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command, limit, target", [("convert", ROOM, "features.h5"), ("train", 512, "config.json")])
 def test_a_file_size_limit_is_one_line_and_leaves_nothing_half_written(command, limit, target, uninterrupted, train_flags,
                                                                         tmp_path):
@@ -419,6 +424,7 @@ def test_a_file_size_limit_is_one_line_and_leaves_nothing_half_written(command, 
     assert_nothing_half_written(out, command)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "convert", "localize"])
 def test_a_read_only_output_folder_is_one_line_and_writes_nothing(command, uninterrupted, train_flags, tmp_path):
     out = tmp_path / "out"

@@ -508,6 +508,7 @@ def evaluator_matching(gt, det, tiou, protocol):
     return is_tp, matched[:, 0]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     data=tables(),
@@ -557,6 +558,7 @@ def test_properties(data, tiou, protocol, rule, top_k_factor):
     pd.testing.assert_frame_equal(combined.missed_by_length, table)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(data=dense_tables(), tiou=st.sampled_from([0.3, 0.5, 0.7]), rule=st.sampled_from(["detad", "priority"]))
 def test_dense_video_agrees_with_the_oracle_under_both_protocols(data, tiou, rule):

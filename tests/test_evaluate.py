@@ -463,6 +463,7 @@ def test_a_false_positive_at_any_score_never_raises_ap(gt, det, thresholds, prot
 # ----------------------------------------------------------------------------- benchmark smoke test
 
 
+@pytest.mark.slow
 def test_benchmark_quick_runs_and_agrees():
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_eval.py"), "--quick"],

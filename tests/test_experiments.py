@@ -81,6 +81,7 @@ def test_bad_requests_are_refused_with_the_field(call, field):
 
 
 # -- the store -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_second_run_trains_nothing(tmp_path, monkeypatch):
     first = E.run_artefacts(["table1"], "smoke", (0, 1), tmp_path, progress=False)
     assert (len(first.trained), len(first.cached), first.failed) == (2, 0, [])
@@ -107,6 +108,7 @@ def test_a_second_run_trains_nothing(tmp_path, monkeypatch):
     assert not list((tmp_path / ".tmp").iterdir())  # no scratch folder left behind
 
 
+@pytest.mark.slow
 def test_collect_lists_what_is_missing(tmp_path):
     E.run_artefacts(["table1"], "smoke", (0,), tmp_path, progress=False)
     results = E.collect("table3", "smoke", (0,), tmp_path)
@@ -115,6 +117,7 @@ def test_collect_lists_what_is_missing(tmp_path):
     assert "synthetic" in results.label() and "smoke mode" in results.label()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_failed_run_is_reported_and_the_others_complete(tmp_path, workers):
     good = E.grid(["table1"], "smoke", (0,))[0]
@@ -153,6 +156,7 @@ _RUNNER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_runner_processes_on_one_store_lose_nothing_and_train_nothing_twice(tmp_path):
     store = tmp_path / "store"
     # overlapping grids: the full method (Table 1) is in both

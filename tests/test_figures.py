@@ -110,6 +110,7 @@ def figure5_results(tmp_path_factory):
     return E.collect("figure5", "smoke", (0,), store, device="cpu")
 
 
+@pytest.mark.slow
 def test_figure5_picks_the_video_with_most_instances_of_each_class(figure5_results):
     views = R.figure5_views(figure5_results)
     assert [name for name, _ in views] == list(R.FIGURE5_CLASSES)
@@ -123,6 +124,7 @@ def test_figure5_picks_the_video_with_most_instances_of_each_class(figure5_resul
     assert R.figure5_label(figure5_results).endswith("the run of seed 0 (its test split)")
 
 
+@pytest.mark.slow
 def test_figure5_stacks_four_rows_per_class(figure5_results, tmp_path):
     views = R.figure5_views(figure5_results)
     label = figure5_results.label()

@@ -83,6 +83,7 @@ localizer_settings = st.fixed_dictionaries({
 })
 
 
+@pytest.mark.slow
 @FUZZ
 @given(scores=random_scores(), chosen=localizer_settings, protocol=st.sampled_from(["activitynet", "wtalc"]))
 def test_localizer_on_random_scores_keeps_its_invariants(scores, chosen, protocol):
@@ -133,6 +134,7 @@ def _det(rows):
                         columns=["video", "label", "t_start", "t_end", "score"])
 
 
+@pytest.mark.slow
 @FUZZ
 @given(gt=rows_gt, det=rows_det, extra=rows_det.filter(bool), iou=thresholds, protocol=st.sampled_from(["activitynet", "wtalc"]))
 def test_detections_of_one_class_never_change_another_class_ap(gt, det, extra, iou, protocol):
@@ -184,6 +186,7 @@ def scratch(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
 
 
+@pytest.mark.slow
 @FUZZ
 @given(segment=json_values, score=json_values, label=json_values, duration=json_values, whole=json_values)
 def test_json_readers_on_random_structures(scratch, segment, score, label, duration, whole):

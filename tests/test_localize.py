@@ -487,6 +487,7 @@ def test_property_class_permutation_only_relabels(data, rng):
 # hypothesis properties (wsad_code protocol)
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(
     logits=arrays(

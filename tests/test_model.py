@@ -171,6 +171,7 @@ def test_invalid_arguments():
         model(torch.randn(5, 6))
 
 
+@pytest.mark.slow
 def test_full_size_batch_runs():
     # Vectorization sanity at the paper's training size: B=20, T=300, d=2048, C=20 (no timing assert).
     torch.manual_seed(0)

@@ -67,6 +67,7 @@ def smoke_reports(tmp_path_factory):
     return store, out, done
 
 
+@pytest.mark.slow
 def test_smoke_reproduction_writes_every_artefact(smoke_reports):
     store, out, done = smoke_reports
     summary = json.loads((out / "summary.json").read_text())
@@ -101,6 +102,7 @@ def test_smoke_tables_have_our_rows_beside_the_published_ones(smoke_reports):
     assert len(audit) >= 4
 
 
+@pytest.mark.slow
 def test_a_second_reproduction_trains_nothing(smoke_reports):
     store, out, _ = smoke_reports
     again = _wtal("reproduce", "--mode", "smoke", "--only", "table3", "claims", "--workers", "1", "--store", str(store),
@@ -111,6 +113,7 @@ def test_a_second_reproduction_trains_nothing(smoke_reports):
     assert [item["name"] for item in summary["notebooks"]] == ["table3", "claims"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", [
     (["--mode", "small", "--features", "x.h5"], "--mode paper"),
     (["--mode", "paper", "--features", "missing.h5"], "no such feature store"),

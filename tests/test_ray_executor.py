@@ -33,6 +33,7 @@ def _bad_job(tmp_path) -> E.Job:
     return E.Job(config, E.config_key(config), [("test", "bad")])
 
 
+@pytest.mark.slow
 def test_the_grid_on_ray_stores_what_the_local_runner_stores_and_reports_a_failing_task(tmp_path, local_ray):
     jobs = E.grid(["table4"], "smoke", (0, 1))  # two configs (blocks or not) x two seeds
     assert len(jobs) == 4
@@ -70,6 +71,7 @@ def test_the_grid_on_ray_stores_what_the_local_runner_stores_and_reports_a_faili
     assert (again.trained, sorted(again.cached), again.failed) == ([], sorted(job.key for job in jobs), [])
 
 
+@pytest.mark.slow
 def test_a_task_is_retried_once_then_reported_while_the_others_complete(tmp_path, local_ray):
     attempts = tmp_path / "attempts"
     attempts.mkdir()
@@ -170,6 +172,7 @@ def test_reproduce_flags_that_do_not_go_together_are_refused(tmp_path, capsys, f
     assert code == 2 and message in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_reproduce_hands_the_executor_options_to_the_runner(tmp_path, monkeypatch):
     import wtal_kit.experiments.notebooks
 

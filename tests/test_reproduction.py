@@ -228,6 +228,7 @@ def smoke_table1(tmp_path_factory):
     return E.collect("table1", "smoke", (0, 1), store, device="cpu")
 
 
+@pytest.mark.slow
 def test_protocol_audit_of_the_smoke_table1_runs(smoke_table1):
     audit = R.protocol_audit(smoke_table1)
     assert list(audit["choice"]) == ["a", "b", "c", "b+c", "d: last", "d: best test"]

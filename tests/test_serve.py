@@ -262,6 +262,7 @@ def _get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+@pytest.mark.slow
 def test_serves_no_other_file(tmp_path):
     """Nothing but the app: no file of its folder, none outside, no tree, no contents API."""
     require_ui()

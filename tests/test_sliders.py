@@ -108,6 +108,7 @@ def test_eval_every_keeps_the_presets_number_of_evaluations():
 
 
 # -- the session -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_run_made_here_is_a_reproduction_entry(finished, smoke):
     store, run = finished
     entry = experiments.ResultsStore(store).get(run.key)
@@ -166,6 +167,7 @@ def test_a_run_stopped_while_it_waits_for_its_key_never_trains(tmp_path, smoke, 
     session.close()
 
 
+@pytest.mark.slow
 def test_stop_keeps_a_checkpoint_outside_the_store_and_resuming_matches(tmp_path, finished, smoke):
     _, uninterrupted = finished
     session = sessions.Session(tmp_path / "store", workers=1)
@@ -188,6 +190,7 @@ def test_stop_keeps_a_checkpoint_outside_the_store_and_resuming_matches(tmp_path
     session.close()
 
 
+@pytest.mark.slow
 def test_two_runs_train_at_once_and_a_queued_one_can_be_cancelled(tmp_path, smoke):
     session = sessions.Session(tmp_path / "store", workers=2)
     reached, release = hold_at(session, 1)
@@ -214,6 +217,7 @@ def test_submit_refuses_a_bad_config(tmp_path, smoke):
 
 
 # -- the widgets ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_sliders_train_stop_row_and_store(tmp_path, smoke):
     pytest.importorskip("ipywidgets")
     pytest.importorskip("plotly")
@@ -306,6 +310,7 @@ def test_the_page_says_why_it_cannot_start(tmp_path):
 
 
 # -- the command --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_time_preset_and_bad_flags(capsys, tmp_path):
     from wtal_kit.apps.cli import main
 

@@ -96,6 +96,7 @@ def test_training_lowers_the_loss(learning_run):
     assert losses[-1] < losses[0] - 0.3
 
 
+@pytest.mark.slow
 def test_run_directory_contents(trained, small_config):
     run_dir = trained.run_dir
     for name in ("config.json", "checkpoint.pt", "metrics.csv", "scores_test.h5", "detections_test.json", "results.json"):
@@ -129,6 +130,7 @@ def test_infer_matches_checkpoint(trained, small_config, small_dataset):
     assert video_probs.shape == (4, 20) and np.all((video_probs >= 0) & (video_probs <= 1))
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tmp_path, small_config, small_dataset):
     config = small_config.replace(iterations=8, eval_every=4)
     a = train(config, tmp_path / "a", progress=False, dataset=small_dataset)
@@ -147,6 +149,7 @@ class CrashAt(Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path, small_config, small_dataset):
     config = small_config.replace(iterations=12, eval_every=4, distance="class")
     full = train(config, tmp_path / "full", progress=False, dataset=small_dataset)
@@ -161,6 +164,7 @@ def test_resume_equals_uninterrupted(tmp_path, small_config, small_dataset):
         assert torch.equal(a[name], b[name]), name
 
 
+@pytest.mark.slow
 def test_resume_with_other_config_is_refused(tmp_path, small_config, small_dataset):
     config = small_config.replace(iterations=4, eval_every=2)
     with pytest.raises(KeyboardInterrupt):
@@ -169,6 +173,7 @@ def test_resume_with_other_config_is_refused(tmp_path, small_config, small_datas
         train(config.replace(lr=0.5), tmp_path, resume=True, progress=False, dataset=small_dataset)
 
 
+@pytest.mark.slow
 def test_best_test_map_selection_is_named(tmp_path, small_config, small_dataset):
     config = small_config.replace(iterations=6, eval_every=3, checkpoint_selection="best_test_map")
     result = train(config, tmp_path, progress=False, dataset=small_dataset)
@@ -177,6 +182,7 @@ def test_best_test_map_selection_is_named(tmp_path, small_config, small_dataset)
     assert json.loads((tmp_path / "results.json").read_text())["checkpoint"] == result.checkpoint
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "changes",
     [
@@ -202,6 +208,7 @@ def test_unknown_dataset_is_an_input_error():
         load_dataset(Config(dataset="imagenet"))
 
 
+@pytest.mark.slow
 def test_activitynet_layout_trains(tmp_path):
     """The ActivityNet1.2 layout (100 classes; train on training, test on validation) runs end to end."""
     config = Config.from_preset("quick", dataset="synthetic-activitynet12", feature_dim=8, iterations=2, eval_every=2)
@@ -228,6 +235,7 @@ class Recorder(Callback):
         self.evaluations.append((event.iteration, event.evaluation.mean_ap.copy(), dict(event.losses)))
 
 
+@pytest.mark.slow
 def test_callbacks_see_every_iteration_and_evaluation(tmp_path, small_config, small_dataset, capsys):
     config = small_config.replace(iterations=6, eval_every=3)
     recorder = Recorder()
@@ -243,6 +251,7 @@ def test_callbacks_see_every_iteration_and_evaluation(tmp_path, small_config, sm
     assert captured.out == "" and captured.err == ""  # quiet: nothing printed, no progress bar
 
 
+@pytest.mark.slow
 def test_training_in_a_thread_can_be_stopped_and_resumed(tmp_path, small_config, small_dataset):
     """A training in a background thread, observed and stopped by an Event; the global RNG is never touched."""
     config = small_config.replace(iterations=12, eval_every=4)
@@ -280,6 +289,7 @@ def test_training_in_a_thread_can_be_stopped_and_resumed(tmp_path, small_config,
 GOLDEN_REL = 1e-5  # x86 CPUs differ by up to 2e-7 relative here (measured: see the test below)
 
 
+@pytest.mark.slow
 def test_same_numbers_as_before_the_split(tmp_path, small_dataset):
     """The numbers a seed gave before training moved to run-owned generators (recorded from v0.1's train.py).
 

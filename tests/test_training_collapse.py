@@ -53,6 +53,7 @@ def activitynet():
     return config, load_dataset(config)
 
 
+@pytest.mark.slow
 def test_activitynet_layout_embedding_survives(activitynet):
     """Quick preset (d = 256, lr 1e-3, dropout 0.7), 50 steps: measured 0.69 of the units dead
     without centring (and 0.00% of the probe pre-activations positive), 0.01 with it."""
@@ -62,6 +63,7 @@ def test_activitynet_layout_embedding_survives(activitynet):
     assert centred["last"] < centred["first"] - 0.5  # and the classification loss goes down
 
 
+@pytest.mark.slow
 def test_activitynet_layout_collapses_without_centring(activitynet):
     """The failure the fix removes, kept as a check that the test above measures something."""
     config, dataset = activitynet
@@ -69,6 +71,7 @@ def test_activitynet_layout_collapses_without_centring(activitynet):
     assert plain["dead"] > 0.5 and plain["active"] < 0.05
 
 
+@pytest.mark.slow
 def test_wide_embedding_at_a_high_learning_rate_survives():
     """THUMOS14 layout, d = 1024, lr 1e-3: the per-step shift lr * |x|_1 grows with d (about 0.36 here),
     so without centring most units die within 20 steps even on the 20-class layout."""

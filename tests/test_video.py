@@ -256,6 +256,7 @@ def test_backbone_has_torchvision_names_and_shapes(name):
     assert torch.equal(model.layer4[1].conv2[1].running_var, state["layer4.1.conv2.1.running_var"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", bb.BACKBONES)
 def test_backbone_gives_512_features(name):
     model = bb.load_backbone(name, "random")
@@ -567,6 +568,7 @@ def test_command_flags_match_the_library(capsys):
     assert "(default: r2plus1d_18)" in help_text and "(default: 16)" in help_text and "(default: auto)" in help_text
 
 
+@pytest.mark.slow
 def test_importing_the_package_needs_neither_pyav_nor_jupyter():
     code = ("import sys; import wtal_kit.video, wtal_kit.video.command, wtal_kit.video.backbone, wtal_kit.video.extract, "
             "wtal_kit.video.decode; bad = [m for m in ('av', 'ipywidgets', 'plotly', 'IPython') if m in sys.modules]; "

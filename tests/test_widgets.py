@@ -49,6 +49,7 @@ def expected_map_rows(localizer, settings, protocol="activitynet") -> list[list[
     return [[round(100 * float(evaluation.mean_ap[key]), 1)] for key in list(TABLE_THRESHOLDS) + ["avg"]]
 
 
+@pytest.mark.slow
 def test_threshold_move_updates_table_figure_charts(app, scores):
     localizer = Localizer(scores)
     figure = app.timeline.figure
@@ -75,6 +76,7 @@ def test_threshold_move_updates_table_figure_charts(app, scores):
     assert app.timeline.figure is figure and len(figure.data) == traces_before  # updated in place, never rebuilt
 
 
+@pytest.mark.slow
 def test_gamma_protocol_and_localization_switches(app, scores):
     localizer = Localizer(scores)
     app.gamma.value = 0.0
@@ -119,6 +121,7 @@ def test_video_and_class_pick_and_cursor(app, scores):
     assert list(app.timeline.figure.data[2].x) == [3.3, 3.3]
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_the_app_keeps_working(app, scores, tmp_path):
     app.open_path.value = "/etc"
     app._on_open(None)
@@ -138,6 +141,7 @@ def test_bad_input_is_one_line_and_the_app_keeps_working(app, scores, tmp_path):
     assert table_numbers(app.map_table.value) == expected_map_rows(Localizer(scores), dict(threshold=0.4, gamma=0.7, localization="paper", min_length=1))
 
 
+@pytest.mark.slow
 def test_compare_adds_a_column_and_a_track(scores, tmp_path):
     localizer = Localizer(scores)
     other = localizer.detections(threshold=0.7, gamma=0.0)
@@ -155,6 +159,7 @@ def test_compare_adds_a_column_and_a_track(scores, tmp_path):
     np.testing.assert_array_equal(track.base, mine["t_start"].to_numpy())
 
 
+@pytest.mark.slow
 def test_export_links_hold_the_current_detections(app, scores):
     app.threshold.value = 0.55
     assert app.exports.value == ""  # made on demand
@@ -179,6 +184,7 @@ def test_timeline_data_by_hand(scores):
     assert data["layout"]["rows"] == ["ambiguous", "detections", "ground truth"]
 
 
+@pytest.mark.slow
 def test_explorer_app_opens_a_run_folder_and_a_compare_file(scores, split, tmp_path):
     path = tmp_path / "scores_test.h5"
     write_scores(path, split, np.arange(split.num_videos), [scores.logits[v] for v in split.videos], scores.video_probs,
@@ -189,6 +195,7 @@ def test_explorer_app_opens_a_run_folder_and_a_compare_file(scores, split, tmp_p
     assert "<th>mine</th>" in app.map_table.value and app.videos.value is not None
 
 
+@pytest.mark.slow
 def test_max_per_video_control_caps_everything_shown(app, scores):
     assert app.max_per_video.label == "no cap (paper)" and app.settings().max_per_video is None  # shown, and the default
     localizer = Localizer(scores)
@@ -222,6 +229,7 @@ class SlowLocalizer(Localizer):
         return super().evaluate(settings, **kwargs)
 
 
+@pytest.mark.slow
 def test_background_refresh_takes_moves_while_busy_and_drops_stale_ones(scores, tmp_path):
     localizer = SlowLocalizer(scores)
     localizer.gate.set()  # the first page is drawn synchronously
@@ -243,6 +251,7 @@ def test_background_refresh_takes_moves_while_busy_and_drops_stale_ones(scores, 
     assert app.busy.value == ""
 
 
+@pytest.mark.slow
 def test_background_refresh_reports_errors_in_one_line(scores, tmp_path, monkeypatch):
     app = Explorer(Localizer(scores), path_policy=PathPolicy([tmp_path]), background=True)
 
@@ -259,6 +268,7 @@ def test_background_refresh_reports_errors_in_one_line(scores, tmp_path, monkeyp
     assert app.message.value == ""  # working again
 
 
+@pytest.mark.slow
 def test_a_move_during_a_background_redraw_is_not_lost(scores, tmp_path):
     """The background refresh silences only its own control changes: a slider moved meanwhile is taken."""
     import threading
@@ -283,6 +293,7 @@ def test_a_move_during_a_background_redraw_is_not_lost(scores, tmp_path):
     assert table_numbers(app.map_table.value) == expected_map_rows(Localizer(scores), settings)
 
 
+@pytest.mark.slow
 def test_a_failed_background_refresh_keeps_its_error_and_clears_updating(scores, tmp_path, monkeypatch):
     app = Explorer(Localizer(scores), path_policy=PathPolicy([tmp_path]), background=True)
     monkeypatch.setattr("widgets.explorer.BUSY_AFTER_S", 0.0)  # "updating" at once
