@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -205,47 +204,32 @@ class Config:
 
     # -- checks and (de)serialisation ---------------------------------------------
     def validate(self) -> None:
-        for name, kind in _SIMPLE_TYPES.items():
+        """Every field checked (through :mod:`wtal_kit.checks`); the first problem is one InputError."""
+        for name, kind in _SIMPLE_TYPES.items():  # a config is JSON: plain Python types only (no numpy scalar)
             value = getattr(self, name)
-            if kind is float:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-                if ok and not math.isfinite(value):
-                    raise InputError(f"must be a finite number, got {value!r}", field=name)
-            elif kind is int:
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            else:
-                ok = isinstance(value, kind)
-            if not ok:
+            plain = (int, float) if kind is float else kind
+            if not isinstance(value, plain) or (kind is not bool and isinstance(value, bool)):
                 raise InputError(f"must be {kind.__name__}, got {value!r:.80}", field=name)
+            if kind is float:
+                checks.number(value, name)  # finite
         for name, allowed in FIELD_CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise InputError(f"must be one of {allowed}, got {getattr(self, name)!r}", field=name)
-        positive_ints = ("feature_dim", "max_segments", "block_size", "k", "iterations", "batch_videos", "batch_classes", "eval_every", "custom_rank")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_INT:
-                raise InputError(f"must be a positive integer (at most {MAX_INT}), got {value!r:.80}", field=name)
+            checks.one_of(getattr(self, name), allowed, name)
+        for name in ("feature_dim", "max_segments", "block_size", "k", "iterations", "batch_videos", "batch_classes",
+                     "eval_every", "custom_rank"):
+            checks.integer(getattr(self, name), name, minimum=1)
         for name in ("seed", "synthetic_seed", "feature_cache_mb"):
-            if not 0 <= getattr(self, name) <= MAX_INT:
-                raise InputError(f"must be an integer in [0, {MAX_INT}], got {getattr(self, name)!r:.80}", field=name)
+            checks.integer(getattr(self, name), name, minimum=0)
         if self.batch_videos < 2 * self.batch_classes and self.metric_loss != "none":
             raise InputError("the metric loss needs at least 2 videos per class in a batch (batch_videos >= 2 * batch_classes)", field="batch_videos")
-        if self.kappa is not None and (isinstance(self.kappa, bool) or not isinstance(self.kappa, (int, float))
-                                       or not math.isfinite(self.kappa)):
-            raise InputError(f"must be a finite number or None, got {self.kappa!r:.80}", field="kappa")
-        if self.kappa is not None and not self.kappa > 0:
-            raise InputError(f"must be > 0 or None, got {self.kappa!r}", field="kappa")
+        if self.kappa is not None:
+            checks.number(self.kappa, "kappa", above=0)
         for name in ("lr", "seconds_per_segment"):
-            if not getattr(self, name) > 0:
-                raise InputError(f"must be > 0, got {getattr(self, name)!r}", field=name)
+            checks.number(getattr(self, name), name, above=0)
         for name in ("weight_decay", "margin", "metric_weight", "classification_weight"):
-            if not getattr(self, name) >= 0:
-                raise InputError(f"must be >= 0, got {getattr(self, name)!r}", field=name)
-        if not 0 <= self.dropout < 1:
-            raise InputError(f"must be in [0, 1), got {self.dropout!r}", field="dropout")
+            checks.number(getattr(self, name), name, minimum=0)
+        checks.number(self.dropout, "dropout", minimum=0, below=1)
         self.localization_settings  # noqa: B018 -- the five localization settings are checked there
-        if not self.iou_thresholds or not all(0 < t <= 1 for t in self.iou_thresholds):  # False for NaN
-            raise InputError(f"must be non-empty, each in (0, 1], got {self.iou_thresholds!r}", field="iou_thresholds")
+        checks.tiou_thresholds(self.iou_thresholds)
 
     def replace(self, **changes) -> "Config":
         """A copy with ``changes`` applied; None is a value like any other (``replace(kappa=None)``: no clipping)."""

@@ -83,12 +83,12 @@ Differences from DETAD's code, on purpose
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from wtal_kit import checks
 from wtal_kit.config import EVAL_PROTOCOLS, VIEW_TIOU
 from wtal_kit.data.tables import check_detections, check_ground_truth
 from wtal_kit.errors import InputError
@@ -223,21 +223,11 @@ def error_breakdown(
 
 
 def _check_options(tiou, protocol, top_k_factor, rule):
-    if isinstance(tiou, bool) or not isinstance(tiou, numbers.Real):
-        raise InputError(f"tIoU threshold must be a number, got {tiou!r}", field="tiou")
-    tiou = float(tiou)
-    if not 0.0 < tiou <= 1.0:  # also rejects NaN
-        raise InputError(f"tIoU threshold must lie in (0, 1], got {tiou!r}", field="tiou")
-    if protocol not in EVAL_PROTOCOLS:
-        raise InputError(f"unknown protocol {protocol!r}; expected one of {EVAL_PROTOCOLS}", field="protocol")
+    tiou = checks.number(tiou, "tiou", above=0, maximum=1)
+    checks.one_of(protocol, EVAL_PROTOCOLS, "protocol")
     if top_k_factor is not None:
-        if isinstance(top_k_factor, bool) or not isinstance(top_k_factor, numbers.Real):
-            raise InputError(f"top_k_factor must be None or a positive number, got {top_k_factor!r}", field="top_k_factor")
-        top_k_factor = float(top_k_factor)
-        if not (0.0 < top_k_factor < math.inf):
-            raise InputError(f"top_k_factor must be a positive finite number, got {top_k_factor!r}", field="top_k_factor")
-    if rule not in RULES:
-        raise InputError(f"unknown rule {rule!r}; expected one of {RULES}", field="rule")
+        top_k_factor = checks.number(top_k_factor, "top_k_factor", above=0)
+    checks.one_of(rule, RULES, "rule")
     return tiou, protocol, top_k_factor, rule
 
 

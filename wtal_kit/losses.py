@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from wtal_kit import checks
 from wtal_kit.config import DISTANCES, METRIC_LOSSES, Config
 
 PROB_EPS = 1e-6  # the classification losses clamp probabilities to [eps, 1 - eps] before the log
@@ -343,9 +344,9 @@ def _check_video_probs_inputs(cas, lengths, block_size, k):
     cas = _check_activations(cas)
     batch_size, max_len, _ = cas.shape
     lengths = _check_lengths(lengths, batch_size, max_len, cas.device)
-    if block_size is not None and (isinstance(block_size, bool) or int(block_size) != block_size or block_size < 1):
+    if block_size is not None and not (checks.is_integer(block_size) and block_size >= 1):
         raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
-    if isinstance(k, bool) or int(k) != k or k < 1:
+    if not (checks.is_integer(k) and k >= 1):
         raise ValueError(f"k must be a positive integer, got {k!r}")
     return batch_size, max_len, lengths, None if block_size is None else int(block_size), int(k)
 

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from wtal_kit import checks
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.errors import InputError
 from wtal_kit.timegrid import check_seconds_per_segment
@@ -37,9 +38,7 @@ class FeatureDataset:
             self.seconds_per_segment = check_seconds_per_segment(self.seconds_per_segment)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc), file=self.description or None, field="seconds_per_segment") from None
-        if isinstance(self.feature_dim, bool) or not isinstance(self.feature_dim, (int, np.integer)) or self.feature_dim <= 0:
-            raise InputError(f"feature dimension must be a positive integer, got {self.feature_dim!r}", file=self.description or None, field="feature_dim")
-        self.feature_dim = int(self.feature_dim)
+        self.feature_dim = checks.integer(self.feature_dim, "feature_dim", minimum=1, file=self.description or None)
 
     def __len__(self) -> int:
         return self.annotations.num_videos

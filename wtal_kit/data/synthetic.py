@@ -127,6 +127,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wtal_kit import checks
 from wtal_kit.data.bundled import bundled_path
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
@@ -183,10 +184,8 @@ class SyntheticSpec:
         def fail(field, problem):
             raise InputError(problem, file="SyntheticSpec", field=field)
 
-        if isinstance(self.feature_dim, bool) or not isinstance(self.feature_dim, (int, np.integer)) or self.feature_dim < 2:
-            fail("feature_dim", f"must be an integer >= 2, got {self.feature_dim!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            fail("seed", f"must be a non-negative integer, got {self.seed!r}")
+        checks.integer(self.feature_dim, "feature_dim", minimum=2, file="SyntheticSpec")
+        checks.integer(self.seed, "seed", minimum=0, maximum=None, file="SyntheticSpec")
         ranges = {
             "action_strength": (0.0, np.inf),
             "prototype_density": (1e-9, 1.0),
@@ -205,11 +204,8 @@ class SyntheticSpec:
         if not isinstance(self.context_rgb_only, (bool, np.bool_)):
             fail("context_rgb_only", f"must be True or False, got {self.context_rgb_only!r}")
         for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
-                fail(name, f"must be a finite number, got {value!r}")
-            if not low <= value <= high:
-                fail(name, f"must lie in [{low}, {high}], got {value!r}")
+            checks.number(getattr(self, name), name, minimum=None if low == -np.inf else low,
+                          maximum=None if high == np.inf else high, file="SyntheticSpec")
 
     @classmethod
     def quick(cls, **overrides) -> "SyntheticSpec":
@@ -311,9 +307,8 @@ def _video_instances(annotations: Annotations, index: int):
 def _check_index(annotations: Annotations, index) -> int:
     if not isinstance(annotations, Annotations):
         raise InputError(f"annotations must be an Annotations object, got {type(annotations).__name__}", file="synthetic")
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < annotations.num_videos:
-        raise InputError(f"video index must be an integer in [0, {annotations.num_videos}), got {index!r}", file=annotations.source or annotations.name)
-    return int(index)
+    return checks.integer(index, "video index", minimum=0, maximum=annotations.num_videos - 1,
+                          file=annotations.source or annotations.name)
 
 
 def instance_segment_weights(t_start, t_end, num_video_segments: int, boundary_softness: float, seconds_per_segment: float = DEFAULT_SECONDS_PER_SEGMENT) -> np.ndarray:

@@ -19,6 +19,7 @@ import logging
 import tarfile
 import tempfile
 
+from wtal_kit import checks
 from wtal_kit.errors import InputError, WtalError, failure_message
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[cluster]'"
@@ -38,8 +39,7 @@ def check_gpus_per_task(value) -> float | None:
     """None (one GPU where the cluster has GPUs, else none), 0 (CPU only), a fraction, or a whole number."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise InputError(f"gpus per task must be a number >= 0, got {value!r}", field="gpus_per_task")
+    value = checks.number(value, "gpus_per_task", minimum=0)
     if value > 1 and value != int(value):
         raise InputError(f"gpus per task above 1 must be a whole number, got {value!r}", field="gpus_per_task")
     return float(value)
