@@ -92,3 +92,31 @@ def test_a_config_saved_before_centring_existed_reads_as_uncentred(tmp_path):
     assert Config.from_json(path).center_features is False
     assert Config().center_features is True  # while a new config centres
     assert Config.from_dict({**saved, "center_features": True}).center_features is True
+
+
+# -- wtal_kit.checks: the one validation module -------------------------------------------------------
+def test_checks_take_numpy_numbers_and_refuse_bools():
+    import numpy as np
+
+    from wtal_kit import checks
+
+    assert checks.integer(np.int64(3), "n", minimum=1) == 3 and type(checks.integer(np.int64(3), "n")) is int
+    assert checks.number(np.float32(0.5), "t", above=0, below=1) == 0.5
+    for bad in (True, np.bool_(True), 2.0, "2", None):
+        with pytest.raises(InputError, match="field 'n': must be an integer >= 1 and <= 2147483647"):
+            checks.integer(bad, "n", minimum=1)
+    with pytest.raises(InputError, match=r"field 't': must be > 0 and <= 1, got 0.0"):
+        checks.number(0.0, "t", above=0, maximum=1)
+    with pytest.raises(InputError, match="must be > 0 and <= 1, got nan|must be a finite number"):
+        checks.number(float("nan"), "t", above=0, maximum=1)
+    with pytest.raises(InputError, match="field 'x': must be a number, got True"):
+        checks.number(True, "x")
+    assert checks.optional_integer(None, "cap", minimum=1) is None
+    with pytest.raises(InputError, match=r"must be an integer >= 1 and <= 2147483647, got 0 \(or None\)"):
+        checks.optional_integer(0, "cap", minimum=1)
+    with pytest.raises(InputError, match=r"field 'mode': must be one of \('a', 'b'\), got \[1\]"):
+        checks.one_of([1], ("a", "b"), "mode")  # unhashable: still one line
+    np.testing.assert_array_equal(checks.tiou_thresholds([0.1, 0.5]), [0.1, 0.5])
+    for bad in ([], [0.0], [1.5], [0.5, 0.5], ["x"]):
+        with pytest.raises(InputError, match="tIoU thresholds"):
+            checks.tiou_thresholds(bad)

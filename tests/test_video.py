@@ -534,9 +534,9 @@ def test_an_existing_file_is_never_overwritten(clips, tmp_path):
 def test_bad_arguments(clips, tmp_path):
     with pytest.raises(InputError, match=r"\.h5 or \.hdf5"):
         run_small(clips, tmp_path / "s.npy")
-    with pytest.raises(InputError, match="batch size"):
+    with pytest.raises(InputError, match="field 'batch_size': must be an integer >= 1"):
         run_small(clips, tmp_path / "s.h5", batch_size=0)
-    with pytest.raises(InputError, match="unknown backbone"):
+    with pytest.raises(InputError, match="field 'backbone': must be one of"):
         run_small(clips, tmp_path / "s.h5", backbone="i3d")
     with pytest.raises(InputError, match="no such file or folder"):
         run_small([tmp_path / "missing.mp4"], tmp_path / "s.h5")

@@ -21,16 +21,12 @@ MAX_INT = 2**31 - 1  # the largest count, size or seed a config accepts
 
 
 def _bounds_text(minimum=None, maximum=None, above=None, below=None) -> str:
-    parts = []
-    if minimum is not None:
-        parts.append(f">= {minimum:g}")
-    if above is not None:
-        parts.append(f"> {above:g}")
-    if below is not None:
-        parts.append(f"< {below:g}")
-    if maximum is not None:
-        parts.append(f"<= {maximum:g}")
-    return " and ".join(parts)
+    """'>= 1 and <= 2147483647', '> 0 and < 1', ...: the bounds a value must keep."""
+    def text(bound) -> str:
+        return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+    bounds = ((">=", minimum), (">", above), ("<", below), ("<=", maximum))
+    return " and ".join(f"{sign} {text(bound)}" for sign, bound in bounds if bound is not None)
 
 
 def is_integer(value) -> bool:

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from wtal_kit import checks
 from wtal_kit.atomic import atomic_path
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
@@ -149,16 +150,12 @@ def _attr(handle, name: str, source, *, field=None):
 
 def _positive_number(handle, name: str, source) -> float:
     value = _attr(handle, name, source)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-        raise InputError(f"attribute {name!r} must be a positive number, got {value!r:.60}", file=source, field=name)
-    return float(value)
+    return checks.number(value, name, above=0, file=source)
 
 
 def _positive_int(handle, name: str, source) -> int:
     value = _attr(handle, name, source)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, int) or value <= 0:
-        raise InputError(f"attribute {name!r} must be a positive integer, got {value!r:.60}", file=source, field=name)
-    return int(value)
+    return checks.integer(value, name, minimum=1, maximum=None, file=source)
 
 
 def _text_attr(handle, name: str, source) -> str:

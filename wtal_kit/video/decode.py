@@ -32,6 +32,7 @@ from typing import Iterator
 
 import numpy as np
 
+from wtal_kit import checks
 from wtal_kit.errors import InputError, WtalError
 
 PYAV_MISSING = "reading video files needs PyAV: pip install 'wtal-kit[video]' (or pip install av)"
@@ -244,8 +245,7 @@ def clear_frame_cache() -> None:
 def _scaled_size(stream, width: int | None):
     if width is None:
         return None
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width <= 0:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
+    width = checks.integer(width, "width", minimum=1)
     source_w, source_h = stream.codec_context.width, stream.codec_context.height
     return int(width), max(1, int(round(source_h * width / source_w)))
 
@@ -317,8 +317,7 @@ def _decode_to(path: Path, container, stream, seconds: float, size):
 
 def thumbnails(path, count: int, width: int) -> list[tuple[float, np.ndarray]]:
     """``count`` evenly spaced frames: [(seconds, (H, W, 3) uint8)], at the centres of ``count`` equal parts."""
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0:
-        raise ValueError(f"count must be a positive integer, got {count!r}")
+    checks.integer(count, "count", minimum=1)
     duration = probe(path).duration
     times = [(j + 0.5) * duration / count for j in range(int(count))]
     return [(t, frame_at(path, t, width=width)) for t in times]

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from wtal_kit import checks
 from wtal_kit.atomic import atomic_path
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
@@ -287,12 +288,9 @@ def run_extraction(videos, out, backbone: str = "r2plus1d_18", weights="default"
     out = Path(out)
     if out.suffix.lower() not in STORE_SUFFIXES:
         raise InputError("the feature store must be an HDF5 file named .h5 or .hdf5", file=out)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise InputError(f"batch size must be a positive integer, got {batch_size!r}", field="batch_size")
-    if isinstance(crop, bool) or not isinstance(crop, int) or not 16 <= crop <= bb.CROP:
-        raise InputError(f"crop must be an integer in 16..{bb.CROP}, got {crop!r}", field="crop")
-    if backbone not in bb.BACKBONES:
-        raise InputError(f"unknown backbone {backbone!r}; choose one of {', '.join(bb.BACKBONES)}", field="backbone")
+    checks.integer(batch_size, "batch_size", minimum=1)
+    checks.integer(crop, "crop", minimum=16, maximum=bb.CROP)
+    checks.one_of(backbone, bb.BACKBONES, "backbone")
     files = video_inputs(videos)
     labels = read_ground_truth_json(annotations) if annotations is not None else None
     names = sorted(files) if labels is None else _annotated(files, labels)
