@@ -26,6 +26,8 @@ import torch
 
 av = pytest.importorskip("av")
 
+from clips import FPS, H, W, frame_index, write_clip  # noqa: E402
+
 from wtal_kit import timegrid  # noqa: E402
 from wtal_kit.data.hdf5 import feature_store_attrs, open_feature_store, write_feature_store  # noqa: E402
 from wtal_kit.errors import InputError, WtalError  # noqa: E402
@@ -33,42 +35,11 @@ from wtal_kit.video import backbone as bb  # noqa: E402
 from wtal_kit.video import command, decode, extract  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FPS = 30
-W, H = 64, 48
 SMALL = 16  # the clip side the extraction tests use (112 is the real one)
 TEST_BACKBONE = "r3d_18"  # the cheapest per clip on this CPU at that size (about half of r2plus1d_18)
 
 
 # -- clips ---------------------------------------------------------------------------------------
-def write_clip(path, seconds: float, fps: int = FPS, size=(W, H), codec: str = "mpeg4", gop: int = 12) -> Path:
-    """A clip whose frame i shows i as 8 stripes (top two thirds) above a square moving right (bottom third)."""
-    width, height = size
-    count = int(round(seconds * fps))
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt, stream.gop_size = width, height, "yuv420p", gop
-        for i in range(count):
-            image = np.zeros((height, width, 3), np.uint8)
-            for bit in range(8):
-                if (i >> bit) & 1:
-                    image[: 2 * height // 3, bit * width // 8: (bit + 1) * width // 8] = 255
-            x = (2 * i) % (width - 8)
-            image[2 * height // 3 + 2: 2 * height // 3 + 10, x: x + 8] = (255, 128, 0)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return Path(path)
-
-
-def frame_index(image: np.ndarray) -> int:
-    """The index a frame of write_clip shows (read from the centres of its stripes)."""
-    height, width = image.shape[:2]
-    top = image[: 2 * height // 3]
-    stripe = width / 8
-    return sum(1 << b for b in range(8) if top[:, int(stripe * b + stripe / 4): int(stripe * b + 3 * stripe / 4)].mean() > 128)
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """a.mp4: 2.0 s (60 frames), b.mp4: 3.3 s (99 frames), both 30 fps."""
