@@ -1,9 +1,16 @@
-"""A plain, readable loop version of both evaluation protocols (the test oracle).
+"""The readable evaluator: both evaluation protocols as plain loops, a reader's oracle.
 
-Slow on purpose: one Python loop over detections, thresholds and ground truth, so
-that anyone can check it against the protocol text in ``wtal_kit/evaluate.py``.
-The tests and ``benchmarks/bench_eval.py`` compare the vectorized evaluator with it.
-Inputs are clean tables (as returned by ``check_ground_truth`` / ``check_detections``).
+Slow on purpose: one Python loop over detections, thresholds and ground truth, so that anyone
+can check it against the protocol text in :mod:`wtal_kit.evaluate`, whose vectorized evaluator
+(and the :class:`~wtal_kit.localizer.Localizer`'s evaluation on integer codes) the tests and
+``benchmarks/bench_eval.py`` hold equal to it. The localizer's readable counterpart is
+:func:`wtal_kit.localization.localize_videos`, one video at a time, which the fast
+:class:`~wtal_kit.localizer.Localizer` is tested equal to (tests/test_pipeline.py).
+
+Inputs are clean tables (as :func:`wtal_kit.data.tables.check_ground_truth` and
+:func:`~wtal_kit.data.tables.check_detections` return them)::
+
+    wtal_kit.reference.reference_per_class_ap(ground_truth, detections, [0.5], "activitynet")
 """
 
 from __future__ import annotations
