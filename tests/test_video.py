@@ -119,7 +119,8 @@ def test_frame_at_is_cached_and_bounded(clips):
     # the cursor's next and previous steps were decoded on the way: no more decoding
     assert frame_index(decode.frame_at(path, 1.51 + 1 / 30)) == 46
     assert frame_index(decode.frame_at(path, 1.51 - 1 / 30)) == 44
-    assert decode.frame_cache_stats() == {"hits": 3, "misses": 1, "videos": 1, "frames": 10}
+    stats = decode.frame_cache_stats()
+    assert {k: stats[k] for k in ("hits", "misses", "videos", "frames")} == {"hits": 3, "misses": 1, "videos": 1, "frames": 10}
     for seconds in np.linspace(0, 3.2, 40):
         decode.frame_at(path, seconds)
     assert decode.frame_cache_stats()["frames"] <= decode.CACHE_FRAMES
@@ -556,3 +557,20 @@ def test_missing_pyav_is_one_line(monkeypatch):
     with pytest.raises(WtalError) as error:
         decode.probe(__file__)
     assert "pip install 'wtal-kit[video]'" in one_line(error.value)
+
+
+def test_frame_at_decodes_on_from_where_it_stopped(clips):
+    """A cursor moved a little forward decodes on without a seek; any order of times gives the frame on screen."""
+    decode.clear_frame_cache()
+    path = clips / "b.mp4"  # 99 frames at 30 fps, a keyframe every 12
+    times = [0.1, 0.5, 1.2, 2.0, 3.2, 0.05, 1.9, 1.95, 3.29, 3.5, 0.0] + list(np.random.default_rng(3).uniform(0, 3.4, 30))
+    for t in times:
+        assert frame_index(decode.frame_at(path, float(t))) == min(int(t * FPS + 1e-9), 98), t
+    decode.clear_frame_cache()
+    decode.frame_at(path, 0.5)
+    assert decode.frame_cache_stats()["seeks"] == 1 and decode.frame_cache_stats()["open_files"] == 1
+    decode.frame_at(path, 1.5)  # one second on: decoded on from the open file
+    decode.frame_at(path, 0.2)  # back: a seek
+    decode.frame_at(path, 3.29)  # more than FORWARD_SECONDS (3 s) ahead of 0.2: a seek
+    stats = decode.frame_cache_stats()
+    assert (stats["seeks"], stats["decoded_on"], stats["open_files"]) == (3, 1, 1)

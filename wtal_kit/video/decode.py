@@ -22,6 +22,7 @@ names the file.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -234,12 +235,16 @@ _CACHE = _FrameCache()
 
 
 def frame_cache_stats() -> dict:
-    """frame_at's cache: hits, misses, videos and frames held (at most CACHE_VIDEOS and CACHE_FRAMES each)."""
-    return _CACHE.stats()
+    """frame_at's cache: hits, misses, videos and frames held (at most CACHE_VIDEOS and CACHE_FRAMES each);
+    and of the misses, how many sought a keyframe (``seeks``) and how many decoded on (``decoded_on``)."""
+    with _READERS.lock:
+        return {**_CACHE.stats(), **_READERS.counts, "open_files": len(_READERS.open)}
 
 
 def clear_frame_cache() -> None:
+    """Forget every cached frame and close the files frame_at keeps open."""
     _CACHE.clear()
+    _READERS.close_all()
 
 
 def _scaled_size(stream, width: int | None):
@@ -253,11 +258,13 @@ def _scaled_size(stream, width: int | None):
 def frame_at(path, seconds: float, width: int | None = None) -> np.ndarray:
     """The frame on screen at ``seconds``: (H, W, 3) uint8 RGB, ``width`` pixels wide if given.
 
-    Seeks to the keyframe at or before ``seconds`` and decodes forward. Times before the
-    start give the first frame, times past the end the last one. The frame, the one after it
-    and the few before it are kept in a small LRU cache (:data:`CACHE_FRAMES` frames for each
-    of :data:`CACHE_VIDEOS` files; a changed file is a new entry), so moving a cursor back and
-    forth decodes nothing twice. Safe to call from several threads.
+    Times before the start give the first frame, times past the end the last one. The frame, the
+    one after it and the few before it are kept in a small LRU cache (:data:`CACHE_FRAMES` frames
+    for each of :data:`CACHE_VIDEOS` files; a changed file is a new entry), so moving a cursor back
+    and forth decodes nothing twice. The file stays open between calls (:class:`_Reader`): a time a
+    little ahead of the last one (within :data:`FORWARD_SECONDS`, a cursor dragged forward) decodes on
+    from there; any other seeks to the keyframe at or before it and decodes forward. Safe to call
+    from several threads.
     """
     path = Path(path)
     seconds = float(seconds)
@@ -272,47 +279,131 @@ def frame_at(path, seconds: float, width: int | None = None) -> np.ndarray:
     cached = _CACHE.get(key, seconds)
     if cached is not None:
         return cached
-    container, stream = _open(path)
-    with container:
-        size = _scaled_size(stream, width)
-        frames, answer = _decode_to(path, container, stream, seconds, size)
-    _CACHE.put(key, frames)
+    reader = _READERS.take(key)
+    try:
+        if reader is not None and reader.reaches(seconds):
+            items, answer = reader.decode_on(seconds)
+            _READERS.count("decoded_on")
+        else:
+            if reader is not None:
+                reader.close()
+            reader = _Reader(path, width)
+            items, answer = reader.seek_to(seconds)
+            _READERS.count("seeks")
+    except BaseException:
+        if reader is not None:
+            reader.close()
+        raise
+    _READERS.give_back(key, reader)
+    _CACHE.put(key, items)
     return answer
 
 
-def _decode_to(path: Path, container, stream, seconds: float, size):
-    """Decode from the keyframe before ``seconds``: (frames to cache as (start, end, array), the answer)."""
-    av = import_av()
-    for attempt in ("seek", "start"):
-        try:
-            if attempt == "seek" and stream.time_base:
-                container.seek(int((seconds + _origin(stream)) / stream.time_base), stream=stream, backward=True)
-            else:
-                container.seek(0)
-        except (av.error.FFmpegError, OSError):  # a file that cannot seek: decode from its start
-            if attempt == "start":
-                raise InputError("cannot seek in this video", file=path) from None
-            continue
+FORWARD_SECONDS = 3.0  # a time this far ahead of a reader's position is decoded on, not sought
+
+
+class _Reader:
+    """An open video decoding forward for :func:`frame_at`: where it stopped, and the frames it
+    decoded past the last answer (so that a cursor moved a little forward needs no seek)."""
+
+    def __init__(self, path: Path, width: int | None):
+        self.path = path
+        self.container, self.stream = _open(path)
+        self.stream.thread_type = "AUTO"  # FFmpeg's own decoding threads
+        self.size = _scaled_size(self.stream, width)
+        self.frames: Iterator | None = None  # (start, av.VideoFrame), what follows `ahead`
+        self.position = -math.inf  # the start of the frame last answered
+        self.ahead: list = []  # decoded frames after it, not yet passed
+
+    def close(self) -> None:
+        self.container.close()
+
+    def reaches(self, seconds: float) -> bool:
+        return self.frames is not None and self.position - _EPS <= seconds <= self.position + FORWARD_SECONDS
+
+    def seek_to(self, seconds: float):
+        """From the keyframe at or before ``seconds``: (frames to cache as (start, end, array), the answer)."""
+        av = import_av()
+        for attempt in ("seek", "start"):
+            try:
+                if attempt == "seek" and self.stream.time_base:
+                    target = int((seconds + _origin(self.stream)) / self.stream.time_base)
+                    self.container.seek(target, stream=self.stream, backward=True)
+                else:
+                    self.container.seek(0)
+            except (av.error.FFmpegError, OSError):  # a file that cannot seek: decode from its start
+                if attempt == "start":
+                    raise InputError("cannot seek in this video", file=self.path) from None
+                continue
+            self.frames, self.ahead = _decoded(self.path, self.container, self.stream), []
+            first = next(self.frames, None)
+            if first is None:
+                raise InputError("no frame could be decoded", file=self.path)
+            if first[0] > seconds + _EPS and attempt == "seek" and seconds > 0:
+                continue  # the seek landed after the time asked for: decode from the start instead
+            self.ahead = [first]
+            return self.decode_on(seconds)
+        raise InputError("no frame could be decoded", file=self.path)
+
+    def decode_on(self, seconds: float):
+        """Decode forward from where the reader stopped to the frame on screen at ``seconds``."""
         before: deque = deque(maxlen=_NEIGHBOURS + 1)  # (start, frame), the newest last
-        frames = _decoded(path, container, stream)
-        for start, frame in frames:
-            if not before and start > seconds + _EPS and attempt == "seek" and seconds > 0:
-                break  # the seek landed after the time asked for: decode from the start instead
+        pending = iter(self.ahead)
+        for start, frame in itertools.chain(pending, self.frames):  # (a generator's `yield from` would close self.frames)
             if before and start > seconds + _EPS:  # before[-1] is on screen at `seconds`
                 ends = [s for s, _ in list(before)[1:]] + [start]
-                items = [(s, e, _rgb(f, size)) for (s, f), e in zip(before, ends)]
-                following = next(frames, None)  # where the next frame (the cursor's next step) ends
-                items.append((start, following[0] if following else math.inf, _rgb(frame, size)))
+                items = [(s, e, _rgb(f, self.size)) for (s, f), e in zip(before, ends)]
+                following = next(pending, None) or next(self.frames, None)  # where the cursor's next step ends
+                items.append((start, following[0] if following else math.inf, _rgb(frame, self.size)))
+                self.position = before[-1][0]
+                self.ahead = [(start, frame)] + ([following] if following else []) + list(pending)
                 return items, items[-2][2]
             before.append((start, frame))
-        else:
-            if not before:
-                raise InputError("no frame could be decoded", file=path)
-            # the end of the video: the last frame stays on screen for any later time
-            ends = [s for s, _ in list(before)[1:]] + [math.inf]
-            items = [(s, e, _rgb(f, size)) for (s, f), e in zip(before, ends)]
-            return items, items[-1][2]
-    raise InputError("no frame could be decoded", file=path)
+        if not before:
+            raise InputError("no frame could be decoded", file=self.path)
+        # the end of the video: the last frame stays on screen for any later time
+        ends = [s for s, _ in list(before)[1:]] + [math.inf]
+        items = [(s, e, _rgb(f, self.size)) for (s, f), e in zip(before, ends)]
+        self.frames, self.ahead = None, []  # nothing left to decode on: the next miss seeks
+        return items, items[-1][2]
+
+
+class _Readers:
+    """Open readers, one per (file, width), at most :data:`CACHE_VIDEOS`; a reader is taken out while in use."""
+
+    def __init__(self, limit: int = CACHE_VIDEOS):
+        self.limit = limit
+        self.lock = threading.Lock()
+        self.open: OrderedDict = OrderedDict()
+        self.counts = {"seeks": 0, "decoded_on": 0}
+
+    def count(self, what: str) -> None:
+        with self.lock:
+            self.counts[what] += 1
+
+    def take(self, key):
+        with self.lock:
+            return self.open.pop(key, None)
+
+    def give_back(self, key, reader: _Reader) -> None:
+        with self.lock:
+            old = self.open.pop(key, None)
+            self.open[key] = reader
+            evicted = [old] if old is not None else []
+            while len(self.open) > self.limit:
+                evicted.append(self.open.popitem(last=False)[1])
+        for stale in evicted:
+            stale.close()
+
+    def close_all(self) -> None:
+        with self.lock:
+            readers, self.open = list(self.open.values()), OrderedDict()
+            self.counts = dict.fromkeys(self.counts, 0)
+        for reader in readers:
+            reader.close()
+
+
+_READERS = _Readers()
 
 
 def thumbnails(path, count: int, width: int) -> list[tuple[float, np.ndarray]]:
