@@ -24,8 +24,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from wtal_kit import experiments
+from wtal_kit.config import PAPER_TIOUS
 
-BAR_TIOUS = (0.1, 0.3, 0.5, 0.7)  # the x axis of Figures 2 and 3 (the paper plots no average there)
+BAR_TIOUS = PAPER_TIOUS  # the x axis of Figures 2 and 3 (the paper plots no average there)
 PAPER_OPTIMUM = {"figure4a": 10, "figure4b": 60}  # what the paper reports as best (Sec. 4.4)
 AXIS_NAMES = {"k": "k (segments averaged per block)", "block_size": "block size (segments), k = 6% of it"}
 TIMELINE_ROWS = ("ground truth", "detections", "detection score", "class activation")
