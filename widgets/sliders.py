@@ -281,7 +281,7 @@ class Sliders:
         self._guard(reset)
 
     # -- actions --------------------------------------------------------------------------------
-    def train(self) -> sessions.Run | None:
+    def train(self) -> sessions.Request | None:
         """Queue a run of the current settings (or show its stored result at once)."""
         config = self.check()
         if config is None:
@@ -311,7 +311,7 @@ class Sliders:
         return explorer
 
     # -- events from the session (training threads) ----------------------------------------------
-    def _on_event(self, run: sessions.Run, kind: str) -> None:
+    def _on_event(self, run: sessions.Request, kind: str) -> None:
         if kind == "started" and (self.watched is None or not self.watched.active or self.watched.status == "queued"):
             self.watched = run
         if kind in ("started", "finished"):

@@ -181,7 +181,7 @@ def uses(config: Config) -> list[list[str]]:
 
 # -- one run -------------------------------------------------------------------------------------
 @dataclass
-class Run:
+class Request:
     """One request and what became of it; the session updates it, readers copy what they need."""
 
     number: int
@@ -209,10 +209,13 @@ class Run:
         return self.status in ("queued", "running")
 
 
-class _Relay:
-    """A training callback that records into a :class:`Run` and tells the session's listeners."""
+Run = Request  # the name before 0.2, when it was easily taken for a run folder (wtal_kit.training.runs.Run)
 
-    def __init__(self, session: "Session", run: Run):
+
+class _Relay:
+    """A training callback that records into a :class:`Request` and tells the session's listeners."""
+
+    def __init__(self, session: "Session", run: Request):
         self.session, self.run = session, run
         self.threads = 0
 
@@ -242,15 +245,15 @@ class Session:
         self.workers = experiments.default_workers(device, most=2) if workers is None else workers
         checks.integer(self.workers, "workers", minimum=1)
         self.threads = threads  # torch CPU threads per training; None: see threads_now()
-        self.runs: list[Run] = []
-        self._queue: deque[Run] = deque()
+        self.runs: list[Request] = []
+        self._queue: deque[Request] = deque()
         self._lock = threading.Condition()
         self._listeners: list = []
         self._threads: list[threading.Thread] = []
         self._closed = False
 
     # -- asking ----------------------------------------------------------------------------
-    def submit(self, config: Config, base: Config | None = None) -> Run:
+    def submit(self, config: Config, base: Config | None = None) -> Request:
         """Ask for a run of ``config``: served from the store, joined to the same run in flight, or queued.
 
         ``base``: the preset config it was made from (its localization settings are what trains;
@@ -267,7 +270,7 @@ class Session:
             for run in self.runs:
                 if run.key == key and run.active and run.config == config:
                     return run
-            run = Run(len(self.runs) + 1, config, trained, key)
+            run = Request(len(self.runs) + 1, config, trained, key)
             self.runs.append(run)
         entry = self.store.get(key)
         if entry is not None:
@@ -280,7 +283,7 @@ class Session:
         self._emit(run, "queued")
         return run
 
-    def stop(self, run: Run | None = None) -> None:
+    def stop(self, run: Request | None = None) -> None:
         """Stop one run (None: all): a queued run is cancelled, a running one ends after its current iteration."""
         with self._lock:
             targets = [run] if run is not None else list(self.runs)
@@ -299,7 +302,7 @@ class Session:
         """``listener(run, kind)`` on every event (see :data:`EVENTS`), in the thread that caused it."""
         self._listeners.append(listener)
 
-    def active(self) -> list[Run]:
+    def active(self) -> list[Request]:
         with self._lock:
             return [run for run in self.runs if run.active]
 
@@ -366,7 +369,7 @@ class Session:
                 run.finished.set()
                 self._emit(run, "finished")
 
-    def _train(self, run: Run) -> None:
+    def _train(self, run: Request) -> None:
         from wtal_kit.training.runs import CHECKPOINT, load_checkpoint
         from wtal_kit.training import train
 
@@ -394,13 +397,13 @@ class Session:
                 self._keep_stopped(run, draft.path, stopped, result.iterations_done)
         run.mean_ap = self._mean_ap(run)
 
-    def _publish(self, run: Run, draft, stopped: Path) -> None:
+    def _publish(self, run: Request, draft, stopped: Path) -> None:
         """The finished run becomes a store entry, as ResultsStore.compute makes one."""
         draft.publish({"seed": run.config.seed, "uses": uses(run.trained_config), "seconds": run.seconds, "source": SOURCE})
         shutil.rmtree(stopped, ignore_errors=True)
         run.status, run.run_dir, run.iteration = "finished", self.store.path(run.key), run.iterations
 
-    def _keep_stopped(self, run: Run, scratch: Path, stopped: Path, done: int) -> None:
+    def _keep_stopped(self, run: Request, scratch: Path, stopped: Path, done: int) -> None:
         stopped.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(stopped, ignore_errors=True)
         os.replace(scratch, stopped)
@@ -410,7 +413,7 @@ class Session:
     def stopped_path(self, key: str) -> Path:
         return self.store.root / STOPPED / key
 
-    def _serve_from_store(self, run: Run, entry, emit: bool = True) -> None:
+    def _serve_from_store(self, run: Request, entry, emit: bool = True) -> None:
         run.status, run.run_dir, run.iteration = "store", entry.path, run.iterations
         run.message = "from the results store (no training)"
         try:
@@ -431,7 +434,7 @@ class Session:
         if emit:
             self._emit(run, "finished")
 
-    def _mean_ap(self, run: Run) -> pd.Series:
+    def _mean_ap(self, run: Request) -> pd.Series:
         """The final mAP at the localization settings asked for (re-evaluated from the scores if they differ)."""
         from wtal_kit.training.runs import load_run
 
@@ -443,7 +446,7 @@ class Session:
         return localizer.evaluate(run.config.localization_settings, iou_thresholds=run.config.iou_thresholds,
                                   eval_protocol=run.config.eval_protocol).mean_ap
 
-    def _emit(self, run: Run, kind: str) -> None:
+    def _emit(self, run: Request, kind: str) -> None:
         for listener in list(self._listeners):
             try:
                 listener(run, kind)
