@@ -56,8 +56,8 @@ def finished(tmp_path_factory, smoke):
     ({"margin": -1.0}, "margin", "must be >= 0"),
     ({"k": 30, "block_size": 20}, "k", "larger than the block"),
     ({"lr": 0.0}, "lr", "must be > 0"),
-    ({"iterations": 0}, "iterations", "positive integer"),
-    ({"kappa": -2.0}, "kappa", "must be > 0 or None"),
+    ({"iterations": 0}, "iterations", "must be an integer >= 1"),
+    ({"kappa": -2.0}, "kappa", "must be > 0, got -2.0 (or None)"),
 ])
 def test_check_names_the_field_of_a_bad_value(smoke, changes, field, words):
     config, problems = sessions.check(smoke, changes)

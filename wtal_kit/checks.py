@@ -59,6 +59,16 @@ def optional_integer(value, field: str, *, minimum: int | None = None, maximum: 
         raise InputError(f"{error.problem} (or None)", field=field, file=file) from None
 
 
+def optional_number(value, field: str, **bounds):
+    """None, or :func:`number` with the same bounds."""
+    if value is None:
+        return None
+    try:
+        return number(value, field, **bounds)
+    except InputError as error:
+        raise InputError(f"{error.problem} (or None)", field=field, file=bounds.get("file")) from None
+
+
 def number(value, field: str, *, minimum=None, maximum=None, above=None, below=None, file=None) -> float:
     """``value`` as a finite float within the bounds given (inclusive ``minimum`` / ``maximum``,
     exclusive ``above`` / ``below``); else InputError naming ``field``. NaN is never within bounds."""

@@ -221,8 +221,7 @@ class Config:
             checks.integer(getattr(self, name), name, minimum=0)
         if self.batch_videos < 2 * self.batch_classes and self.metric_loss != "none":
             raise InputError("the metric loss needs at least 2 videos per class in a batch (batch_videos >= 2 * batch_classes)", field="batch_videos")
-        if self.kappa is not None:
-            checks.number(self.kappa, "kappa", above=0)
+        checks.optional_number(self.kappa, "kappa", above=0)  # None: no clipping
         for name in ("lr", "seconds_per_segment"):
             checks.number(getattr(self, name), name, above=0)
         for name in ("weight_decay", "margin", "metric_weight", "classification_weight"):
