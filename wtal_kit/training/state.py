@@ -4,6 +4,10 @@
 ``state.step(batch)`` is one optimisation step (forward, the losses of docs/method.md, backward,
 Adam); ``save`` / ``restore`` write and read the checkpoint that resumes a run exactly.
 Tests, benchmarks and callbacks drive training through ``step``, as :func:`wtal_kit.train` does.
+
+The step reads no value back to the host: the loss terms come back as 0-d tensors on the device,
+and the losses skip their value checks (``check_values=False``: the trainer's batches are valid by
+construction), so on a GPU the host can queue step after step without waiting.
 """
 
 from __future__ import annotations
@@ -42,15 +46,21 @@ def build_optimizer(parameters, config: Config, device: torch.device) -> torch.o
         return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def compute_losses(model, custom_factors, features, lengths, labels, config: Config, generator=None) -> dict:
-    """Forward + loss terms of one batch. features (B, T, d), lengths (B,), labels (B, C)."""
+def compute_losses(model, custom_factors, features, lengths, labels, config: Config, generator=None, *,
+                   check_values: bool = True) -> dict:
+    """Forward + loss terms of one batch. features (B, T, d), lengths (B,), labels (B, C).
+
+    check_values=False: the losses skip the checks that read tensor values (host synchronisations
+    on a GPU; :mod:`wtal_kit.losses`), for batches valid by construction. Same numbers.
+    """
     u, cas, _ = model(features, generator=generator)  # u: (B, T, d), cas: (B, T, C)
+    checked = {"check_values": check_values}
     if config.classification_loss == "softmax_mil":
-        classification = losses.softmax_mil(cas, lengths, labels)
+        classification = losses.softmax_mil(cas, lengths, labels, **checked)
     else:
-        probs = losses.video_probs(cas, lengths, block_size=config.effective_block_size, k=config.k)  # (B, C)
+        probs = losses.video_probs(cas, lengths, block_size=config.effective_block_size, k=config.k, **checked)  # (B, C)
         loss_fn = losses.balanced_bce if config.classification_loss == "bbce" else losses.bce
-        classification = loss_fn(probs, labels)
+        classification = loss_fn(probs, labels, **checked)
     terms = {"classification": classification}
     total = config.classification_weight * classification
     if config.metric_loss != "none":
@@ -64,6 +74,7 @@ def compute_losses(model, custom_factors, features, lengths, labels, config: Con
             kind=config.metric_loss,
             distance=config.distance,
             custom_factors=custom_factors,
+            **checked,
         )
         terms["metric"] = metric
         total = total + config.metric_weight * metric
@@ -112,7 +123,7 @@ class TrainState:
 
     def step(self, batch: Batch) -> dict:
         """One optimisation step on ``batch``; returns the loss terms (total, classification and, with
-        a metric loss, metric), detached: 0-d tensors on the device, read without a sync until asked.
+        a metric loss, metric), detached: 0-d tensors on the device, never read back here (no host sync).
 
         Forward and losses run under bf16 autocast on CUDA when ``config.bf16``; dropout masks are
         drawn from ``self.generator``.
@@ -120,7 +131,7 @@ class TrainState:
         config, device = self.config, batch.features.device
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16):
             terms = compute_losses(self.model, self.custom_factors, batch.features, batch.lengths, batch.labels, config,
-                                   self.generator)
+                                   self.generator, check_values=False)
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         self.optimizer.step()
