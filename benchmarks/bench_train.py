@@ -5,20 +5,25 @@
     python benchmarks/bench_train.py --quick             # small sizes, a few seconds (smoke test)
     python benchmarks/bench_train.py --profile           # also print the step's top operators
     python benchmarks/bench_train.py --paper-iterations  # also the paper's 4401 iterations end to end
+    python benchmarks/bench_train.py --device cuda --fast-step --loop-iterations 0   # the fast step's loop too
 
 Paper configuration (docs/method.md, "Defaults", ``Config()`` defaults): B = 20 videos, T = 300 segments
 (valid lengths drawn in [150, 300], one of them 300, the rest zero padding as the trainer's
 ``make_batch`` does), d = 2048, C = 20; balanced BCE with blocks of 60 and top-10, triplet
 metric loss with the class distance, kappa 4, dropout 0.7, Adam lr 1e-4.
 
-Two things are timed side by side in this process, alternating, after a warm-up:
+Three things are timed side by side in this process, alternating, after a warm-up:
 
 - full step: ``wtal_kit.training.compute_losses`` (model forward + both losses), backward, Adam step;
+- fast step: the trainer's step with ``Config.fast_step`` (``TrainState.step``: the batch copied
+  into static buffers of max_segments = T, and on CUDA one replay of the step captured as a CUDA
+  graph, capturable fused Adam; on CPU the same computation eagerly), on the same batch;
 - GEMM floor: two plain Linear layers of the same sizes (d -> d, ReLU, d -> C), ``.sum()``,
   backward, no optimizer: the work no implementation of the step can skip.
 
-The medians, their ratio and the peak memory of each are printed, with whether the target
-"step <= 1.5 x its GEMMs" is met. Peak memory of one call after the warm-up: on CUDA
+The medians, the ratio of each step to the floor and the peak memory of each are printed, with
+whether the target "step <= 1.5 x its GEMMs" is met (a captured graph allocates in its own pool
+at capture: the fast step's peak is what one replay adds, about nothing). Peak memory of one call after the warm-up: on CUDA
 ``torch.cuda.max_memory_allocated`` above what was allocated before the call; on CPU (Linux)
 the peak resident set size above the RSS before the call, after resetting the kernel's
 high-water mark (see :func:`cpu_peak_bytes`). Both count activations and gradients, not the
@@ -31,10 +36,11 @@ synthetic benchmark (THUMOS14 layout), the training loop against its own step:
   iterations per second between its ``warm-up``-th and last iteration, taken from an iteration
   callback (data loading before the loop and the evaluation after it are not in the window);
 - isolated step: the same config's forward + losses + backward + Adam on one batch drawn by the
-  trainer's sampler, already on the device, called again and again (the loss terms read back
-  as the trainer does).
+  trainer's sampler, already on the device, called again and again (``TrainState.step``; the
+  timing waits for the device after each call, the loop only every ``log_every`` iterations).
 
 The ratio loop / step (time per iteration) is what the data path costs: 1.0 is a loop fed for free.
+``--fast-step`` runs both (and the paper run below) with ``Config.fast_step``.
 ``--paper-iterations`` also times the paper configuration's whole run end to end (4401 iterations,
 evaluated every 500 iterations and at the end, data loading included), the figure issue #9 sets a
 goal for (under 30 s on one H100); off by default since it takes about half an hour on 2 CPU cores.
@@ -140,6 +146,29 @@ class FullStep:
         self.optimizer.step()
 
 
+class FastStep:
+    """The trainer's fast step (``Config.fast_step``) on the same batch: static buffers, a CUDA graph on CUDA."""
+
+    name = "fast step (static shapes; CUDA graph on CUDA)"
+
+    def __init__(self, sizes, device, bf16: bool, seed=0):
+        from wtal_kit.training import Batch, TrainState
+        from wtal_kit.training.state import CAPTURE_AFTER
+
+        config = paper_config(sizes["feature_dim"]).replace(fast_step=True, bf16=bf16, max_segments=sizes["max_len"],
+                                                            seed=seed)
+        zero_mean = np.zeros(sizes["feature_dim"], dtype=np.float32)  # uncentred, as FullStep's model
+        self.state = TrainState.fresh(config, sizes["num_classes"], device, zero_mean)
+        self.state.model.train()
+        self.batch = Batch(*make_inputs(device=device, seed=seed, **sizes))
+        for _ in range(CAPTURE_AFTER + 1):  # the eager steps and the capture, before any timing
+            self()
+        self.captured = self.state.fast.graph is not None
+
+    def __call__(self):
+        self.state.step(self.batch)
+
+
 class GemmFloor:
     """The same two Linear layers alone: Linear d->d, ReLU, Linear d->C, .sum(), backward (no optimizer)."""
 
@@ -173,20 +202,18 @@ def timed(fn, device) -> float:
     return time.perf_counter() - start
 
 
-def time_side_by_side(step, floor, device, repeats: int, warmup: int) -> tuple[list, list]:
-    """Seconds per call of each, alternating (the order flips every repeat so neither always runs first)."""
+def time_side_by_side(workloads, device, repeats: int, warmup: int) -> list[list]:
+    """Seconds per call of each workload, alternating (the order reverses every repeat so none always runs first)."""
     for _ in range(warmup):
-        step(), floor()
+        for workload in workloads:
+            workload()
     synchronize(device)
-    step_times, floor_times = [], []
+    times = [[] for _ in workloads]
     for r in range(repeats):
-        if r % 2 == 0:
-            step_times.append(timed(step, device))
-            floor_times.append(timed(floor, device))
-        else:
-            floor_times.append(timed(floor, device))
-            step_times.append(timed(step, device))
-    return step_times, floor_times
+        order = list(range(len(workloads))) if r % 2 == 0 else list(reversed(range(len(workloads))))
+        for i in order:
+            times[i].append(timed(workloads[i], device))
+    return times
 
 
 def cuda_peak_bytes(fn, device) -> int:
@@ -249,9 +276,9 @@ LOOP_CONFIGS = ("paper", "quick")  # the presets compared: paper (d = 2048) and 
 PAPER_ITERATIONS = 4401  # Config().iterations: the paper configuration's run
 
 
-def loop_config(preset: str, device: torch.device, bf16: bool):
+def loop_config(preset: str, device: torch.device, bf16: bool, fast_step: bool = False):
     """The preset as ``wtal train --preset PRESET`` runs it, on ``device`` (the embedded synthetic benchmark)."""
-    return Config.from_preset(preset, device=device.type, bf16=bf16)
+    return Config.from_preset(preset, device=device.type, bf16=bf16, fast_step=fast_step)
 
 
 class IsolatedStep:
@@ -279,7 +306,7 @@ class IsolatedStep:
                                     torch.from_numpy(labels).to(device))  # (B, C)
 
     def __call__(self):
-        return {name: float(value) for name, value in self.state.step(self.batch).items()}  # the trainer's step
+        return self.state.step(self.batch)  # the trainer's step: terms stay on the device
 
 
 def time_training_loop(config, dataset, iterations: int, warmup: int) -> dict:
@@ -346,11 +373,12 @@ def time_batch_assembly(config, dataset, device, repeats: int) -> dict | None:
     return {name: t[2:] for name, t in times.items()}
 
 
-def loop_vs_step(preset: str, device, bf16: bool, iterations: int, warmup: int, repeats: int) -> dict:
+def loop_vs_step(preset: str, device, bf16: bool, iterations: int, warmup: int, repeats: int,
+                 fast_step: bool = False) -> dict:
     """Time per iteration of the training loop and of its isolated step, for one preset."""
     from wtal_kit.data.catalog import load_dataset
 
-    config = loop_config(preset, device, bf16)
+    config = loop_config(preset, device, bf16, fast_step)
     dataset = load_dataset(config)
     step = IsolatedStep(config, dataset, device)
     for _ in range(warmup):
@@ -372,7 +400,7 @@ def print_loop_vs_step(results: list, device, warmup: int) -> None:
     print(f"    {'config':<22s} {'loop it/s':>10s} {'step it/s':>10s} {'loop / step time':>17s}")
     for r in results:
         c = r["config"]
-        name = f"{c.preset} (d={c.feature_dim})"
+        name = f"{c.preset} (d={c.feature_dim}){', fast' if c.fast_step else ''}"
         step = statistics.median(r["step"])
         print(f"    {name:<22s} {1 / r['loop']:10.1f} {1 / step:10.1f} {r['loop'] / step:16.2f}x"
               f"   [step {1e3 * min(r['step']):.1f} .. {1e3 * max(r['step']):.1f} ms; B={r['B']} T<={r['T']};"
@@ -389,12 +417,12 @@ def print_loop_vs_step(results: list, device, warmup: int) -> None:
                   f" host / store {host / store:.1f}x")
 
 
-def time_paper_run(device, bf16: bool, iterations: int = PAPER_ITERATIONS) -> None:
+def time_paper_run(device, bf16: bool, iterations: int = PAPER_ITERATIONS, fast_step: bool = False) -> None:
     """The paper configuration's whole run (4401 iterations, evaluated every 500 and at the end), end to end."""
     from wtal_kit.data.catalog import load_dataset
     from wtal_kit.training import Callback, train
 
-    config = loop_config("paper", device, bf16).replace(iterations=iterations)
+    config = loop_config("paper", device, bf16, fast_step).replace(iterations=iterations)
     stamps, evaluations = [], []
 
     class Clock(Callback):
@@ -412,7 +440,8 @@ def time_paper_run(device, bf16: bool, iterations: int = PAPER_ITERATIONS) -> No
     loop = stamps[-1] - stamps[0] - sum(evaluations[:-1])
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     print(f"paper config {config.iterations} iterations: {total:.1f} s end to end on {where}"
-          f" ({'bf16 autocast' if bf16 else 'fp32'}; embedded synthetic benchmark, THUMOS14 layout, d={config.feature_dim})")
+          f" ({'bf16 autocast' if bf16 else 'fp32'}{', fast step' if fast_step else ''}; embedded synthetic benchmark,"
+          f" THUMOS14 layout, d={config.feature_dim})")
     print(f"  before the first iteration {stamps[0] - started:.1f} s; iterations {loop:.1f} s"
           f" ({(len(stamps) - 1) / loop:.1f} it/s); {len(evaluations)} evaluations {sum(evaluations):.1f} s;"
           f" writing the results {total - (stamps[-1] - started) - evaluations[-1]:.1f} s")
@@ -433,6 +462,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch [torch's default]")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--profile", action="store_true", help="also print the step's top operators (torch.profiler)")
+    parser.add_argument("--fast-step", action="store_true",
+                        help="the training loop, its isolated step and the paper run with Config.fast_step")
     parser.add_argument("--require-target", action="store_true", help="exit with status 1 when the target is missed")
     parser.add_argument("--loop-iterations", type=int, default=None,
                         help="timed iterations of the training loop per config [CUDA: 300; CPU: 8 paper, 40 quick;"
@@ -456,6 +487,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     step, floor = FullStep(sizes, device, args.bf16), GemmFloor(sizes, device, args.bf16)
+    fast = FastStep(sizes, device, args.bf16) if LOSS_SOURCE.startswith("wtal_kit") else None  # needs the trainer
 
     lengths = step.lengths.tolist()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
@@ -474,21 +506,23 @@ def main(argv=None) -> int:
         busy = "  (other processes are running: timings may be inflated)" if load > 0.5 else ""
         print(f"  load average {load:.2f} on {os.cpu_count()} cores{busy}")
 
-    step_times, floor_times = time_side_by_side(step, floor, device, repeats, args.warmup)
+    workloads = [step] + ([fast] if fast is not None else []) + [floor]
+    times = time_side_by_side(workloads, device, repeats, args.warmup)
     if args.no_memory:
-        step_peak = floor_peak = None
+        peaks = [None] * len(workloads)
     elif device.type == "cuda":
-        step_peak, floor_peak = cuda_peak_bytes(step, device), cuda_peak_bytes(floor, device)
+        peaks = [cuda_peak_bytes(w, device) for w in workloads]
     else:
-        step_peak, floor_peak = cpu_peak_bytes(step), cpu_peak_bytes(floor)
+        peaks = [cpu_peak_bytes(w) for w in workloads]
+    step_times, floor_times = times[0], times[-1]
 
     step_median, floor_median = statistics.median(step_times), statistics.median(floor_times)
     ratio = step_median / floor_median
     memory_kind = "peak CUDA memory" if device.type == "cuda" else "peak RSS growth"
     print(f"  timings: median of {repeats} alternating calls after {args.warmup} warm-up each [min .. max]")
-    for name, times, peak in ((step.name, step_times, step_peak), (floor.name, floor_times, floor_peak)):
-        print(f"    {name:<48s} {1e3 * statistics.median(times):9.1f} ms  "
-              f"[{1e3 * min(times):.1f} .. {1e3 * max(times):.1f}]   {memory_kind} {mib(peak)}")
+    for workload, t, peak in zip(workloads, times, peaks):
+        print(f"    {workload.name:<48s} {1e3 * statistics.median(t):9.1f} ms  "
+              f"[{1e3 * min(t):.1f} .. {1e3 * max(t):.1f}]   {memory_kind} {mib(peak)}")
     met = ratio <= TARGET_RATIO
     if args.quick:  # fixed per-call costs dominate at these sizes; the target is about the paper's
         verdict = "not judged at --quick sizes (the target is for the paper configuration)"
@@ -496,9 +530,15 @@ def main(argv=None) -> int:
         verdict = "met" if met else "NOT met"
     print(f"  ratio step / GEMMs: {ratio:.2f}x (of the medians; of the minima {min(step_times) / min(floor_times):.2f}x)"
           f"   target <= {TARGET_RATIO}x: {verdict}")
+    if fast is not None:
+        fast_ratio = statistics.median(times[1]) / floor_median
+        fast_verdict = verdict if args.quick else ("met" if fast_ratio <= TARGET_RATIO else "NOT met")
+        how = "one CUDA graph replay per step" if fast.captured else "eager: no CUDA graph on this device"
+        print(f"  ratio fast step / GEMMs: {fast_ratio:.2f}x (of the medians; of the minima"
+              f" {min(times[1]) / min(floor_times):.2f}x; {how})   target <= {TARGET_RATIO}x: {fast_verdict}")
     if args.profile:
         print_profile(step, device)
-    del step, floor
+    del step, floor, fast, workloads
 
     if args.loop_iterations is None or args.loop_iterations > 0 or args.paper_iterations:
         if not LOSS_SOURCE.startswith("wtal_kit"):
@@ -506,6 +546,7 @@ def main(argv=None) -> int:
         else:
             if args.loop_iterations is None or args.loop_iterations > 0:
                 presets = ("quick",) if args.quick else LOOP_CONFIGS
+                loop_warmup = max(args.warmup, 5 if args.fast_step else 1)  # the fast step: 3 eager steps, then its capture
                 results = []
                 for preset in presets:
                     if args.loop_iterations is not None:
@@ -514,10 +555,11 @@ def main(argv=None) -> int:
                         iterations = 10
                     else:
                         iterations = 300 if device.type == "cuda" else {"paper": 8, "quick": 40}[preset]
-                    results.append(loop_vs_step(preset, device, args.bf16, iterations, max(args.warmup, 1), repeats))
-                print_loop_vs_step(results, device, max(args.warmup, 1))
+                    results.append(loop_vs_step(preset, device, args.bf16, iterations, loop_warmup, repeats,
+                                                args.fast_step))
+                print_loop_vs_step(results, device, loop_warmup)
             if args.paper_iterations:
-                time_paper_run(device, args.bf16, args.paper_iterations)
+                time_paper_run(device, args.bf16, args.paper_iterations, args.fast_step)
     return 1 if (args.require_target and not args.quick and not met) else 0
 
 

@@ -137,6 +137,7 @@ class Config:
     seed: int = _field(0, "seeds the run's own random generators: initialisation, dropout, batches")
     device: str = _field("auto", "auto: CUDA when present, else CPU")
     bf16: bool = _field(False, "bf16 autocast on CUDA (ignored on CPU)")
+    fast_step: bool = _field(False, "pad every batch to max_segments and, on CUDA, replay the training step as one CUDA graph (the same update; with dropout, masks from another stream); on CPU only slower")
 
     # -- data -----------------------------------------------------------------
     dataset: str = _field("synthetic-thumos14", "synthetic-thumos14 | synthetic-activitynet12 | path to an HDF5 feature store")

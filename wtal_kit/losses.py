@@ -12,6 +12,13 @@ or classes). Batches are padded: activations ``cas`` (B, T, C) and features (B, 
 come with ``lengths`` (B,), an integer tensor; positions ``t >= lengths[b]`` are padding
 and never influence a result (nor receive a gradient), whatever they hold. Defaults are
 the paper's (:class:`wtal_kit.config.Config`).
+
+Every function checks its inputs. The checks of shapes and types read no tensor value; the two
+that do (lengths within [1, T], labels 0/1) wait for the device, so on a GPU each is a host
+synchronisation, and none may run inside a captured CUDA graph. ``check_values=False`` skips
+those two, for a caller whose batches are valid by construction (the trainer's step: its
+lengths come from videos of at least one segment, its labels from boolean annotations); the
+numbers are the same either way.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ def video_probs(
     lengths: Tensor | None,
     block_size: int | None = Config.block_size,
     k: int = Config.k,
+    *,
+    check_values: bool = True,
 ) -> Tensor:
     """Video-level class probabilities P(c|V), (B, C), from blocks of segments (Eq. 2-4).
 
@@ -50,9 +59,9 @@ def video_probs(
 
     For stability the product is a sum of log(1 - P(c|B_i)) = logsigmoid(-m_i) and
     P(c|V) = -expm1(sum); the result may be exactly 0 or 1 in floating point (the losses
-    clamp it). ``lengths=None`` means no padding.
+    clamp it). ``lengths=None`` means no padding. ``check_values``: see the module's docstring.
     """
-    batch_size, max_len, lengths, block_size, k = _check_video_probs_inputs(cas, lengths, block_size, k)
+    batch_size, max_len, lengths, block_size, k = _check_video_probs_inputs(cas, lengths, block_size, k, check_values)
     segment, in_block, block_len = _blocks(lengths, max_len, block_size)  # (1, NB, L), (B, NB, L), (B, NB)
     batch = torch.arange(batch_size, device=cas.device)[:, None, None]  # (B, 1, 1)
     s = cas[batch, segment].masked_fill(~in_block[..., None], -math.inf)  # (B, NB, L, C): s^c of each block
@@ -104,31 +113,31 @@ def _blocks(lengths: Tensor, max_len: int, block_size: int | None):
 # classification losses (Eq. 5-6 and the alternatives of Fig. 2; docs/method.md, "Balanced BCE")
 
 
-def balanced_bce(video_probs: Tensor, labels: Tensor) -> Tensor:
+def balanced_bce(video_probs: Tensor, labels: Tensor, *, check_values: bool = True) -> Tensor:
     """Balanced binary cross-entropy (Eq. 5-6), mean over the videos of the batch.
 
     per video: -[ sum_c y_c log P(c|V) / sum_c y_c  +  sum_c (1 - y_c) log(1 - P(c|V)) / sum_c (1 - y_c) ];
     a term whose denominator is 0 (no positive / no negative class) is 0.
     video_probs: (B, C) in [0, 1], clamped to [PROB_EPS, 1 - PROB_EPS]; labels: (B, C) 0/1.
     """
-    video_probs, labels = _check_probs_and_labels(video_probs, labels)
+    video_probs, labels = _check_probs_and_labels(video_probs, labels, check_values)
     probs = video_probs.clamp(PROB_EPS, 1 - PROB_EPS)  # (B, C)
     positive = (labels * probs.log()).sum(dim=1) / labels.sum(dim=1).clamp(min=1)  # (B,)
     negative = ((1 - labels) * torch.log1p(-probs)).sum(dim=1) / (1 - labels).sum(dim=1).clamp(min=1)  # (B,)
     return -(positive + negative).mean()
 
 
-def bce(video_probs: Tensor, labels: Tensor) -> Tensor:
+def bce(video_probs: Tensor, labels: Tensor, *, check_values: bool = True) -> Tensor:
     """Plain binary cross-entropy, mean over classes and videos (Fig. 2).
 
     Probabilities are clamped as in :func:`balanced_bce`.
     """
-    video_probs, labels = _check_probs_and_labels(video_probs, labels)
+    video_probs, labels = _check_probs_and_labels(video_probs, labels, check_values)
     probs = video_probs.clamp(PROB_EPS, 1 - PROB_EPS)  # (B, C)
     return -(labels * probs.log() + (1 - labels) * torch.log1p(-probs)).mean()
 
 
-def softmax_mil(cas: Tensor, lengths: Tensor | None, labels: Tensor) -> Tensor:
+def softmax_mil(cas: Tensor, lengths: Tensor | None, labels: Tensor, *, check_values: bool = True) -> Tensor:
     """W-TALC's multiple-instance "Softmax" loss (Fig. 2, [27]).
 
     Video logits: per class, the mean of the ceil(n / 8) largest activations over the
@@ -138,8 +147,8 @@ def softmax_mil(cas: Tensor, lengths: Tensor | None, labels: Tensor) -> Tensor:
     """
     cas = _check_activations(cas)
     batch_size, max_len, num_classes = cas.shape
-    lengths = _check_lengths(lengths, batch_size, max_len, cas.device)
-    labels = _check_labels(labels, batch_size, num_classes, cas)
+    lengths = _check_lengths(lengths, batch_size, max_len, cas.device, check_values)
+    labels = _check_labels(labels, batch_size, num_classes, cas, check_values)
     valid = _valid_mask(lengths, max_len)  # (B, T)
     top_per_video = (lengths + 7) // 8  # (B,) ceil(n / 8)
     top_count = (max_len + 7) // 8
@@ -165,13 +174,16 @@ def metric_loss(
     kind: str = "triplet",
     distance: str = "class",
     custom_factors: Tensor | None = None,
+    *,
+    check_values: bool = True,
 ) -> Tensor:
     """Metric-learning loss of Sec. 3.4, mean over the classes it applies to.
 
     features: (B, T, d) embedded u; cas: (B, T, C) clipped activations; labels: (B, C) 0/1;
     lengths: (B,) valid lengths (None: no padding); classifier_weight: W_f (C, d), needed
     for ``distance="class"``; custom_factors: A (C, r, d), needed for ``distance="custom"``.
-    kind: one of ``wtal_kit.config.METRIC_LOSSES``; distance: one of ``wtal_kit.config.DISTANCES``.
+    kind: one of ``wtal_kit.config.METRIC_LOSSES``; distance: one of ``wtal_kit.config.DISTANCES``;
+    check_values: see the module's docstring.
 
     For each class c that at least two videos V_1..V_m of the batch are labelled with:
       pi^c_{k,i} = softmax over the valid segments i of s^c_{k,i}
@@ -193,7 +205,7 @@ def metric_loss(
     factor does not matter after normalisation anyway) and stays zero after normalisation.
     """
     lengths, labels = _check_metric_inputs(
-        features, cas, labels, lengths, classifier_weight, margin, kind, distance, custom_factors
+        features, cas, labels, lengths, classifier_weight, margin, kind, distance, custom_factors, check_values
     )
     if kind == "none":
         return features[:, :0].sum() + cas[:, :0].sum()  # an exact 0 that is part of the graph
@@ -309,8 +321,9 @@ def _check_activations(cas, name="cas") -> Tensor:
     return cas
 
 
-def _check_lengths(lengths, batch_size: int, max_len: int, device) -> Tensor:
-    """Valid lengths (B,) as int64 on ``device``; ``None`` means every video fills all ``max_len`` segments."""
+def _check_lengths(lengths, batch_size: int, max_len: int, device, check_values: bool = True) -> Tensor:
+    """Valid lengths (B,) as int64 on ``device``; ``None`` means every video fills all ``max_len`` segments.
+    check_values=False: the range [1, max_len] is not checked (it reads the values: a sync on a GPU)."""
     if lengths is None:
         return torch.full((batch_size,), max_len, dtype=torch.long, device=device)
     if not torch.is_tensor(lengths) or lengths.dim() != 1:
@@ -321,29 +334,29 @@ def _check_lengths(lengths, batch_size: int, max_len: int, device) -> Tensor:
     if lengths.shape[0] != batch_size:
         raise ValueError(f"lengths has {lengths.shape[0]} entries for a batch of {batch_size} videos")
     lengths = lengths.to(device=device, dtype=torch.long)
-    if bool(((lengths < 1) | (lengths > max_len)).any()):
+    if check_values and bool(((lengths < 1) | (lengths > max_len)).any()):
         raise ValueError(
             f"every entry of lengths must lie in [1, {max_len}] (the padded time axis), got {lengths.tolist()}"
         )
     return lengths
 
 
-def _check_labels(labels, batch_size: int, num_classes: int, like: Tensor) -> Tensor:
-    """0/1 labels (B, C) as a tensor of ``like``'s dtype and device."""
+def _check_labels(labels, batch_size: int, num_classes: int, like: Tensor, check_values: bool = True) -> Tensor:
+    """0/1 labels (B, C) as a tensor of ``like``'s dtype and device (check_values=False: 0/1 not checked)."""
     if not torch.is_tensor(labels) or tuple(labels.shape) != (batch_size, num_classes):
         shape = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
         raise ValueError(f"labels must have shape ({batch_size}, {num_classes}), got {shape}")
     labels = labels.to(device=like.device, dtype=like.dtype)
-    if bool(((labels != 0) & (labels != 1)).any()):
+    if check_values and bool(((labels != 0) & (labels != 1)).any()):
         raise ValueError("labels must hold only 0 and 1")
     return labels
 
 
-def _check_video_probs_inputs(cas, lengths, block_size, k):
+def _check_video_probs_inputs(cas, lengths, block_size, k, check_values: bool = True):
     """(B, T, lengths (B,) long, block_size as int or None, k as int) for :func:`video_probs`."""
     cas = _check_activations(cas)
     batch_size, max_len, _ = cas.shape
-    lengths = _check_lengths(lengths, batch_size, max_len, cas.device)
+    lengths = _check_lengths(lengths, batch_size, max_len, cas.device, check_values)
     if block_size is not None and not (checks.is_integer(block_size) and block_size >= 1):
         raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
     if not (checks.is_integer(k) and k >= 1):
@@ -351,15 +364,16 @@ def _check_video_probs_inputs(cas, lengths, block_size, k):
     return batch_size, max_len, lengths, None if block_size is None else int(block_size), int(k)
 
 
-def _check_probs_and_labels(video_probs, labels):
+def _check_probs_and_labels(video_probs, labels, check_values: bool = True):
     if not torch.is_tensor(video_probs) or video_probs.dim() != 2 or not video_probs.is_floating_point():
         shape = tuple(video_probs.shape) if torch.is_tensor(video_probs) else type(video_probs).__name__
         raise ValueError(f"video_probs must be a floating-point (batch, classes) tensor, got {shape}")
-    labels = _check_labels(labels, video_probs.shape[0], video_probs.shape[1], video_probs)
+    labels = _check_labels(labels, video_probs.shape[0], video_probs.shape[1], video_probs, check_values)
     return video_probs, labels
 
 
-def _check_metric_inputs(features, cas, labels, lengths, classifier_weight, margin, kind, distance, custom_factors):
+def _check_metric_inputs(features, cas, labels, lengths, classifier_weight, margin, kind, distance, custom_factors,
+                         check_values: bool = True):
     """(lengths (B,) long, labels (B, C) like cas) for :func:`metric_loss`, after checking every argument."""
     _check_choice(kind, METRIC_LOSSES, "metric loss kind")
     _check_choice(distance, DISTANCES, "distance")
@@ -369,8 +383,8 @@ def _check_metric_inputs(features, cas, labels, lengths, classifier_weight, marg
         shape = tuple(features.shape) if torch.is_tensor(features) else type(features).__name__
         raise ValueError(f"features must have shape ({batch_size}, {max_len}, d) to match cas, got {shape}")
     feature_dim = features.shape[2]
-    lengths = _check_lengths(lengths, batch_size, max_len, cas.device)
-    labels = _check_labels(labels, batch_size, num_classes, cas)
+    lengths = _check_lengths(lengths, batch_size, max_len, cas.device, check_values)
+    labels = _check_labels(labels, batch_size, num_classes, cas, check_values)
     if not math.isfinite(float(margin)) or margin < 0:
         raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
     if distance == "class":

@@ -190,7 +190,7 @@ class Request:
     key: str
     status: str = "queued"  # one of STATUSES
     iteration: int = 0  # iterations done
-    losses: list = field(default_factory=list)  # [(iteration, {term: value})], every iteration
+    losses: list = field(default_factory=list)  # [(iteration, {term: value})], each iteration the loss terms were read (all, on CPU)
     evaluations: list = field(default_factory=list)  # [(iteration, {tiou or "avg": mAP})] at the preset's localization
     mean_ap: pd.Series | None = None  # final mAP (fractions) at the asked localization settings
     run_dir: Path | None = None  # the store entry, or the stopped run's folder
@@ -227,7 +227,8 @@ class _Relay:
             torch.set_num_threads(wanted)
             self.threads = wanted
         self.run.iteration = event.iteration
-        self.run.losses.append((event.iteration, dict(event.losses)))
+        if event.losses is not None:  # read every iteration on CPU, every few on a GPU (IterationEvent)
+            self.run.losses.append((event.iteration, dict(event.losses)))
         self.session._emit(self.run, "iteration")
 
     def on_evaluation(self, event) -> None:

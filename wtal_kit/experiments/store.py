@@ -36,9 +36,11 @@ ENTRY = "entry.json"
 # Config fields that change what a training produces. The evaluation fields (localization,
 # threshold, gamma, min_length, max_per_video, eval_protocol, iou_thresholds, checkpoint_selection) are
 # re-applied to the stored scores, and device / feature_cache_mb change no result (a run on
-# CUDA differs from one on CPU only in the last digits; entry.json records where it ran).
+# CUDA differs from one on CPU only in the last digits; entry.json records where it ran). fast_step
+# is how the device runs the same step (static shapes, a CUDA graph): like device, it changes
+# rounding and which dropout masks are drawn, not the experiment.
 NOT_TRAINING_FIELDS = frozenset({
-    "device", "feature_cache_mb", "localization", "threshold", "gamma", "min_length", "max_per_video",
+    "device", "fast_step", "feature_cache_mb", "localization", "threshold", "gamma", "min_length", "max_per_video",
     "eval_protocol", "iou_thresholds", "checkpoint_selection",
 })
 

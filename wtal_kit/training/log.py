@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from wtal_kit.atomic import atomic_path
 from wtal_kit.config import Config
@@ -61,25 +62,50 @@ class MetricsLog:
 
 
 class LossWindow:
-    """Mean of each loss term since the previous evaluation."""
+    """Mean of each loss term since the previous evaluation, summed on the training device.
+
+    :meth:`add` takes the step's terms as 0-d tensors and adds them, in float64, to a (n_terms,)
+    sum on their device without reading them back (no host synchronisation); :meth:`take` and
+    :meth:`state` read the sums (one synchronisation, at an evaluation or a checkpoint). The sums are
+    the same float64 additions, in the same order, as adding ``float(term)`` in Python, so the means
+    (metrics.csv) are the same to the last bit as when the loop read every term.
+    """
 
     def __init__(self):
-        self.sums, self.count = {}, 0
+        self.names: tuple = ()  # the terms' names, in the order of the first add
+        self.sums: torch.Tensor | None = None  # (n_terms,) float64 on the device, None before the first add
+        self.restored: dict = {}  # sums of a resumed window, until the first add moves them to the device
+        self.count = 0
 
     def add(self, terms: dict) -> None:
-        for name, value in terms.items():
-            self.sums[name] = self.sums.get(name, 0.0) + value
+        """terms: name -> 0-d tensor (or float) of one iteration."""
+        values = [torch.as_tensor(value) for value in terms.values()]
+        if self.sums is None:
+            self.names, device = tuple(terms), values[0].device
+            self.sums = torch.zeros(len(values), dtype=torch.float64, device=device)  # (n_terms,); no copy from the host
+            if self.restored:  # a resumed window (rare): one small copy
+                start = [float(self.restored.get(name, 0.0)) for name in self.names]
+                self.sums += torch.tensor(start, dtype=torch.float64).to(device, non_blocking=True)
+        self.sums += torch.stack(values).to(torch.float64)  # (n_terms,): 0.0 + x == x, then the same additions as in Python
         self.count += 1
 
+    def _read(self) -> dict:
+        if self.sums is None:
+            return dict(self.restored)
+        return dict(zip(self.names, self.sums.tolist()))
+
     def state(self) -> dict:
-        return {"sums": dict(self.sums), "count": self.count}
+        """The window as JSON-able numbers (saved with a checkpoint taken between two evaluations)."""
+        return {"sums": self._read(), "count": self.count}
 
     def restore(self, state: dict) -> None:
-        self.sums, self.count = dict(state.get("sums", {})), int(state.get("count", 0))
+        self.sums, self.names = None, ()
+        self.restored, self.count = dict(state.get("sums", {})), int(state.get("count", 0))
 
     def take(self) -> dict:
-        mean = {name: value / max(self.count, 1) for name, value in self.sums.items()}
-        self.sums, self.count = {}, 0
+        """The means since the previous take, as floats; starts a new window."""
+        mean = {name: value / max(self.count, 1) for name, value in self._read().items()}
+        self.sums, self.names, self.restored, self.count = None, (), {}, 0
         return mean
 
 

@@ -7,12 +7,17 @@ their own room: the data path (:mod:`~wtal_kit.training.batches`), the state and
 (:mod:`~wtal_kit.training.state`), the evaluation (:mod:`~wtal_kit.training.inference`), the
 logs (:mod:`~wtal_kit.training.log`) and the run folder (:mod:`~wtal_kit.training.runs`).
 
-As a library call (notebooks, dashboards): ``callbacks`` observe every iteration (the loss
-terms) and every evaluation (the mAP table); ``stop`` (a ``threading.Event``) ends the run
+As a library call (notebooks, dashboards): ``callbacks`` observe every iteration (with the loss
+terms every ``log_every`` iterations) and every evaluation (the mAP table); ``stop`` (a ``threading.Event``) ends the run
 cleanly after the current iteration, with a valid checkpoint that ``resume=True`` continues
 from; ``quiet=True`` prints nothing. Every random draw comes from generators owned by the run
 (numpy for the batches, a torch ``Generator`` for initialisation and dropout), never from
 torch's or numpy's global state, so a training can run in a background thread.
+
+No host synchronisation between two reads: the step returns its loss terms as tensors on the
+device, the loop sums them there (:class:`~wtal_kit.training.log.LossWindow`) and reads values
+back only every ``log_every`` iterations (progress bar, callbacks) and at each evaluation, so on a
+GPU the host queues steps ahead of the device. On CPU a read costs nothing (``log_every`` 1).
 
 Determinism: on CPU, a given config (seed included) gives the same numbers to the last digit on
 one machine, and ``resume=True`` continues from ``checkpoint.pt`` to exactly the result of an
@@ -29,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from wtal_kit import checks
 from wtal_kit.config import Config
 from wtal_kit.data.catalog import load_dataset
 from wtal_kit.data.dataset import FeatureDataset
@@ -42,14 +48,21 @@ from wtal_kit.training.state import TrainState
 
 
 # -- what callbacks see ------------------------------------------------------------------
+LOG_EVERY = {"cpu": 1, "cuda": 10}  # train()'s default log_every per device type (others: 1)
+
+
 @dataclass(frozen=True)
 class IterationEvent:
-    """One training iteration: ``iteration`` iterations are done out of ``iterations``; ``losses``
-    holds this batch's terms as floats (total, classification and, with a metric loss, metric)."""
+    """One training iteration: ``iteration`` iterations are done out of ``iterations``.
+
+    losses: this batch's terms as floats (total, classification and, with a metric loss, metric) on
+    the iterations whose terms the loop read back: every ``log_every``-th, each evaluation's and the
+    last (every iteration with the CPU default, ``log_every=1``); ``None`` on the others.
+    """
 
     iteration: int
     iterations: int
-    losses: dict
+    losses: dict | None
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,7 @@ class TrainResult:
 
 # -- the loop -------------------------------------------------------------------------
 def train(config: Config, run_dir, *, resume: bool = False, progress: bool = True, quiet: bool = False,
-          callbacks=(), stop=None, dataset: FeatureDataset | None = None) -> TrainResult:
+          callbacks=(), stop=None, dataset: FeatureDataset | None = None, log_every: int | None = None) -> TrainResult:
     """Train per ``config`` into ``run_dir``; returns the final evaluation.
 
     resume: continue from ``run_dir/checkpoint.pt`` (same config required).
@@ -105,9 +118,12 @@ def train(config: Config, run_dir, *, resume: bool = False, progress: bool = Tru
     checkpoint after the current iteration, evaluates the model it reached, writes its
     results (``"completed": false``) and returns (``result.completed`` is False).
     dataset: an already-opened dataset (else :func:`wtal_kit.data.catalog.load_dataset`).
+    log_every: read the loss terms back for the progress bar and ``IterationEvent.losses`` every this
+    many iterations (one host synchronisation each on a GPU); None: :data:`LOG_EVERY` of the device.
     """
     started = time.perf_counter()
     run_dir, device = Path(run_dir), resolve_device(config.device)
+    log_every = checks.integer(LOG_EVERY.get(device.type, 1) if log_every is None else log_every, "log_every", minimum=1)
     data = TrainingData(dataset or load_dataset(config), config, device)
     state = TrainState.fresh(config, data.num_classes, device, data.input_mean(), data.dataset.annotations.classes)
     run_dir.mkdir(parents=True, exist_ok=True)  # only now: a dataset that cannot be opened leaves no folder behind
@@ -127,14 +143,18 @@ def train(config: Config, run_dir, *, resume: bool = False, progress: bool = Tru
     latest: Evaluated | None = None
     state.model.train()
     while done < config.iterations and not (stop is not None and stop.is_set()):
-        terms = {name: float(value) for name, value in state.step(data.batch(state.rng)).items()}
+        terms = state.step(data.batch(state.rng))  # 0-d tensors on the device, not read
         done += 1
         window.add(terms)
+        evaluate = done % config.eval_every == 0 or done == config.iterations
+        read = None  # this iteration's terms as floats, where they are read back
+        if evaluate or done % log_every == 0:
+            read = {name: float(value) for name, value in terms.items()}
+            bar.set_postfix({name: f"{value:.3f}" for name, value in read.items()}, refresh=False)
         bar.update(1)
-        bar.set_postfix({name: f"{value:.3f}" for name, value in terms.items()})
         for callback in callbacks:
-            callback.on_iteration(IterationEvent(done, config.iterations, terms))
-        if done % config.eval_every == 0 or done == config.iterations:
+            callback.on_iteration(IterationEvent(done, config.iterations, read))
+        if evaluate:
             latest = evaluate_split(state.model, data.dataset, data.split, config, "last", done,
                                     test_features=data.test_features)
             mean_losses = window.take()

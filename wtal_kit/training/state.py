@@ -4,13 +4,29 @@
 ``state.step(batch)`` is one optimisation step (forward, the losses of docs/method.md, backward,
 Adam); ``save`` / ``restore`` write and read the checkpoint that resumes a run exactly.
 Tests, benchmarks and callbacks drive training through ``step``, as :func:`wtal_kit.train` does.
+
+Neither step reads a value back to the host: the loss terms come back as 0-d tensors on the
+device, and the losses skip their value checks (``check_values=False``: the trainer's batches are
+valid by construction), so on a GPU the host can queue step after step without waiting.
+
+Two steps compute the same update (``Config.fast_step`` picks one):
+
+- the plain step: each batch as long as its longest window, every kernel launched from Python;
+- the fast step (:class:`StaticStep`): every batch padded to ``max_segments`` (static shapes; the
+  losses mask padding, so the numbers are the plain step's up to rounding, and with dropout the
+  masks are drawn over the padded grid: another random stream of the same distribution). On CUDA,
+  after a few eager steps, forward + losses + backward + Adam (fused, ``capturable=True``) are
+  captured once as a CUDA graph and every later step is one graph replay: one launch instead of
+  hundreds. On CPU it runs eagerly (there is no graph to capture): slower than the plain step (it
+  computes the padding), there so that CPU tests can hold the route equal to the plain step.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,22 +51,33 @@ def build_custom_factors(config: Config, num_classes: int) -> torch.nn.Parameter
 
 
 def build_optimizer(parameters, config: Config, device: torch.device) -> torch.optim.Adam:
-    """Adam; the fused implementation where this torch has it for the device (same update, one kernel)."""
+    """Adam; the fused implementation where this torch has it for the device (same update, one kernel).
+
+    With ``config.fast_step`` on CUDA also ``capturable=True`` (its step count stays on the device), so
+    that :class:`StaticStep` can capture it in a CUDA graph.
+    """
+    capturable = {"capturable": True} if config.fast_step and device.type == "cuda" else {}
     try:
-        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True, **capturable)
     except (RuntimeError, TypeError, ValueError):  # older torch, or no fused Adam for this device
-        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay, **capturable)
 
 
-def compute_losses(model, custom_factors, features, lengths, labels, config: Config, generator=None) -> dict:
-    """Forward + loss terms of one batch. features (B, T, d), lengths (B,), labels (B, C)."""
+def compute_losses(model, custom_factors, features, lengths, labels, config: Config, generator=None, *,
+                   check_values: bool = True) -> dict:
+    """Forward + loss terms of one batch. features (B, T, d), lengths (B,), labels (B, C).
+
+    check_values=False: the losses skip the checks that read tensor values (host synchronisations
+    on a GPU; :mod:`wtal_kit.losses`), for batches valid by construction. Same numbers.
+    """
     u, cas, _ = model(features, generator=generator)  # u: (B, T, d), cas: (B, T, C)
+    checked = {"check_values": check_values}
     if config.classification_loss == "softmax_mil":
-        classification = losses.softmax_mil(cas, lengths, labels)
+        classification = losses.softmax_mil(cas, lengths, labels, **checked)
     else:
-        probs = losses.video_probs(cas, lengths, block_size=config.effective_block_size, k=config.k)  # (B, C)
+        probs = losses.video_probs(cas, lengths, block_size=config.effective_block_size, k=config.k, **checked)  # (B, C)
         loss_fn = losses.balanced_bce if config.classification_loss == "bbce" else losses.bce
-        classification = loss_fn(probs, labels)
+        classification = loss_fn(probs, labels, **checked)
     terms = {"classification": classification}
     total = config.classification_weight * classification
     if config.metric_loss != "none":
@@ -64,6 +91,7 @@ def compute_losses(model, custom_factors, features, lengths, labels, config: Con
             kind=config.metric_loss,
             distance=config.distance,
             custom_factors=custom_factors,
+            **checked,
         )
         terms["metric"] = metric
         total = total + config.metric_weight * metric
@@ -83,6 +111,7 @@ class TrainState:
     rng: np.random.Generator  # batches: which videos, which windows
     generator: torch.Generator  # initialisation, then dropout masks
     classes: tuple = ()  # the class names the model scores, in its output order (saved with the checkpoint)
+    fast: "StaticStep | None" = field(default=None, repr=False, compare=False)  # Config.fast_step's step, built on first use
 
     @classmethod
     def fresh(cls, config: Config, num_classes: int, device: torch.device, input_mean=None, classes=()) -> "TrainState":
@@ -112,15 +141,19 @@ class TrainState:
 
     def step(self, batch: Batch) -> dict:
         """One optimisation step on ``batch``; returns the loss terms (total, classification and, with
-        a metric loss, metric), detached: 0-d tensors on the device, read without a sync until asked.
+        a metric loss, metric), detached: 0-d tensors on the device, never read back here (no host sync).
 
         Forward and losses run under bf16 autocast on CUDA when ``config.bf16``; dropout masks are
-        drawn from ``self.generator``.
+        drawn from ``self.generator``. With ``config.fast_step`` the step is :class:`StaticStep`'s.
         """
         config, device = self.config, batch.features.device
+        if config.fast_step:
+            if self.fast is None:
+                self.fast = StaticStep(self)
+            return self.fast(batch)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16):
             terms = compute_losses(self.model, self.custom_factors, batch.features, batch.lengths, batch.labels, config,
-                                   self.generator)
+                                   self.generator, check_values=False)
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         self.optimizer.step()
@@ -139,6 +172,7 @@ class TrainState:
         if saved != self.config:
             differing = sorted(k for k, v in self.config.to_dict().items() if saved.to_dict().get(k) != v)
             raise InputError(f"--resume with a different config (fields {differing})", file=path, field="config")
+        self.fast = None  # the optimizer's state tensors are replaced below: a captured step would miss them
         self.model.load_state_dict(state["model"])
         if self.custom_factors is not None:
             self.custom_factors.data.copy_(state["custom_factors"].to(self.device))
@@ -146,3 +180,89 @@ class TrainState:
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         self.generator.set_state(state["torch_rng"].cpu())
         return int(state["iteration"]), json.loads(state["extra"])
+
+
+# -- the fast step -------------------------------------------------------------------------------
+CAPTURE_AFTER = 3  # eager steps, on a side stream, before the CUDA graph is captured (torch's docs: warm up first)
+CAPTURABLE_WARNING = "This instance was constructed with capturable=True"  # Adam's note on the eager warm-up steps
+
+
+class StaticStep:
+    """The fast step of ``Config.fast_step``: static shapes, and on CUDA one graph replay per step.
+
+    Each batch is copied into static buffers, features (B, max_segments, d) with its windows first
+    and zeros after them, lengths (B,) and labels (B, C); the update reads only those buffers and
+    writes the loss terms into one (n_terms,) tensor. On CUDA the first ``capture_after`` calls run
+    eagerly on a side stream (they also create Adam's state and cuBLAS's workspaces), the next one
+    captures forward, losses, backward and Adam's update (``capturable=True``) as a CUDA graph and
+    replays it, and every later call copies its batch in and replays the graph. The run's dropout
+    generator is registered with the graph: each replay draws fresh masks from it and advances it
+    as the eager step would, so a checkpoint's generator state stays exact. A batch of another
+    size than the buffers' gets new buffers and a new capture. On CPU every call runs eagerly.
+    """
+
+    def __init__(self, state: TrainState, capture_after: int = CAPTURE_AFTER):
+        self.state = state
+        self.capture_after = capture_after  # eager steps before the capture (math.inf: never capture)
+        self.inputs: Batch | None = None  # the static buffers
+        self.terms: torch.Tensor | None = None  # (n_terms,) float32: the last step's loss terms
+        self.names: tuple = ()  # their names, in compute_losses' order
+        self.graph = None  # a torch.cuda.CUDAGraph once captured
+        self.eager_steps = 0
+
+    def __call__(self, batch: Batch) -> dict:
+        """One step on ``batch`` (features (B, T, d), T <= max_segments); the loss terms as 0-d tensors."""
+        self._copy_in(batch)
+        device = self.inputs.features.device
+        if device.type != "cuda":
+            self.terms = self._update()
+        elif self.graph is not None:
+            self.graph.replay()
+        elif self.eager_steps < self.capture_after:
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=CAPTURABLE_WARNING)  # known: these steps are not captured
+                self.terms = self._update()
+            torch.cuda.current_stream(device).wait_stream(side)
+            self.eager_steps += 1
+        else:
+            self.graph = torch.cuda.CUDAGraph()
+            self.graph.register_generator_state(self.state.generator)  # dropout masks from the run's own stream
+            with torch.cuda.graph(self.graph):
+                self.terms = self._update()  # recorded, not run
+            self.graph.replay()
+        return dict(zip(self.names, self.terms.clone().unbind()))  # a copy: the next replay overwrites self.terms
+
+    def _copy_in(self, batch: Batch) -> None:
+        """Copy ``batch`` into the static buffers (new buffers, and no graph yet, when its size differs)."""
+        batch_size, steps, dim = batch.features.shape
+        max_segments = self.state.config.max_segments
+        if steps > max_segments:
+            raise ValueError(f"a batch of {steps} segments for static buffers of max_segments = {max_segments}")
+        if self.inputs is None or self.inputs.features.shape != (batch_size, max_segments, dim) \
+                or self.inputs.labels.shape != batch.labels.shape:
+            device = self.state.device
+            self.inputs = Batch(torch.zeros(batch_size, max_segments, dim, device=device),  # (B, max_segments, d)
+                                torch.ones(batch_size, dtype=torch.long, device=device),  # (B,)
+                                torch.zeros(batch.labels.shape, device=device))  # (B, C)
+            self.graph, self.eager_steps = None, 0
+        features, lengths, labels = self.inputs
+        features[:, :steps].copy_(batch.features)  # (B, T, d): the windows, zero-padded to the longest
+        features[:, steps:].zero_()  # (B, max_segments - T, d): more padding
+        lengths.copy_(batch.lengths)
+        labels.copy_(batch.labels)
+
+    def _update(self) -> torch.Tensor:
+        """Forward, losses, backward and Adam on the static buffers; returns the terms, (n_terms,) float32."""
+        state, features = self.state, self.inputs.features
+        autocast = features.device.type == "cuda" and state.config.bf16
+        # cache_enabled=False: a graph must not keep autocast's cast weights from its capture
+        with torch.autocast(device_type=features.device.type, dtype=torch.bfloat16, enabled=autocast, cache_enabled=False):
+            terms = compute_losses(state.model, state.custom_factors, *self.inputs, state.config, state.generator,
+                                   check_values=False)
+        state.optimizer.zero_grad(set_to_none=True)  # captured: backward then writes the gradients into the graph's memory
+        terms["total"].backward()
+        state.optimizer.step()
+        self.names = tuple(terms)
+        return torch.stack([value.detach().float() for value in terms.values()])  # (n_terms,)
