@@ -39,6 +39,23 @@ def write_release_npy(path, values):
         pickle.dump(array, handle, protocol=2)
 
 
+SMALL = dict(feature_dim=32, iterations=6, eval_every=3, seed=3)  # the training mechanics' tiny run (d = 32)
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    from wtal_kit.config import Config
+
+    return Config.from_preset("quick", **SMALL)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(small_config):
+    from wtal_kit.data.catalog import load_dataset
+
+    return load_dataset(small_config)
+
+
 LEARNING = dict(iterations=600, eval_every=300, seed=3)
 
 

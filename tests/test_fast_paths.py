@@ -21,7 +21,6 @@ import torch
 
 from wtal_kit import losses
 from wtal_kit.config import Config
-from wtal_kit.data.catalog import load_dataset
 from wtal_kit.experiments.store import config_key
 from wtal_kit.training import Batch, Callback, TrainState, train
 from wtal_kit.training.log import LossWindow
@@ -62,17 +61,6 @@ def test_loss_window_resumes_exactly():
 
 
 # -- the loop: reads every log_every iterations --------------------------------------------------------
-SMALL = dict(feature_dim=32, iterations=6, eval_every=3, seed=3)
-
-
-@pytest.fixture(scope="module")
-def small_config():
-    return Config.from_preset("quick", **SMALL)
-
-
-@pytest.fixture(scope="module")
-def small_dataset(small_config):
-    return load_dataset(small_config)
 
 
 class Recorder(Callback):

@@ -18,19 +18,8 @@ from wtal_kit.localizer import Localizer
 from wtal_kit.training.runs import load_checkpoint, load_model, load_run
 from wtal_kit.training import BatchSampler, Callback, make_batch, train, untrained_result
 
-# Mechanics run on a tiny configuration (d = 32, a few iterations) on the real THUMOS14 layout;
+# Mechanics run on a tiny configuration (conftest's small_config: d = 32, a few iterations) on the real THUMOS14 layout;
 # the learning check runs the quick preset (d = 256) for 600 iterations (about 40 s on 2 cores).
-SMALL = dict(feature_dim=32, iterations=6, eval_every=3, seed=3)
-
-
-@pytest.fixture(scope="module")
-def small_config():
-    return Config.from_preset("quick", **SMALL)
-
-
-@pytest.fixture(scope="module")
-def small_dataset(small_config):
-    return load_dataset(small_config)
 
 
 @pytest.fixture(scope="module")
