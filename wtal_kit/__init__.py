@@ -37,6 +37,8 @@ Localization and evaluation
     localize_videos   either localization protocol over many videos -> detections table
     per_class_ap      AP of every ground-truth class at every tIoU threshold
     detection_map     mAP per tIoU threshold
+    evaluate_detections  mAP and per-class AP of a detections table against ground truth
+    reference         the readable evaluator, the oracle the fast one is tested equal to
 Readers and writers
     read_scores, write_scores                   HDF5 scores files
     open_feature_store, write_feature_store     HDF5 feature stores
@@ -44,8 +46,6 @@ Readers and writers
     read_ground_truth_json, write_ground_truth_json, read_detections_json, write_detections_json
                                                 ActivityNet-style JSON
     load_ground_truth                           ground truth from any of the above
-    evaluate_detections  mAP and per-class AP of a detections table against ground truth
-    reference         the readable evaluator, the oracle the fast one is tested equal to
 Reproducing the paper
     experiments       the tables and figures as grids of configs, the results store, the runners,
                       our tables beside the published rows, the claims check, the protocol audit
