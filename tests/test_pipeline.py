@@ -260,3 +260,22 @@ def test_cap_changes_with_gamma_not_runs(random_scores, monkeypatch):
 def test_cap_refuses_bad_values(random_scores, bad):
     with pytest.raises(InputError, match="max_per_video"):
         Localizer(random_scores).detections(max_per_video=bad)
+
+
+def test_scores_without_ground_truth_localize_but_do_not_evaluate():
+    """One's own videos (no annotations) scored by a model: detections, the table and views work, mAP does not."""
+    annotations = Annotations.without_labels("mine", ["walk", "jump"], [5 * SPS, 9 * SPS]).with_classes(["A", "B"])
+    rng = np.random.default_rng(0)
+    logits = {"walk": rng.normal(size=(5, 2)).astype(np.float32), "jump": rng.normal(size=(9, 2)).astype(np.float32)}
+    scores = Scores(annotations=annotations, logits=logits, video_probs=rng.random((2, 2)).astype(np.float32),
+                    attrs={"seconds_per_segment": SPS, "kappa": 4.0})
+    localizer = Localizer(scores)
+    assert not localizer.has_ground_truth
+    detections = localizer.detections(threshold=0.3)
+    assert len(detections) > 0 and set(detections["video"]) <= {"walk", "jump"}
+    table = localizer.video_table(threshold=0.3)
+    assert table["ground_truth"].sum() == 0 and table["ap"].isna().all()
+    assert (table["false_positives"] == table["detections"]).all()  # nothing to match
+    assert localizer.view("walk").ground_truth.empty
+    with pytest.raises(InputError, match="ground truth is empty"):
+        localizer.evaluate()

@@ -163,6 +163,12 @@ class Localizer:
         self._ambiguous_video = ambiguous["video"].map(video_index).to_numpy(dtype=np.int64)
         self._ambiguous_bounds = ambiguous[["t_start", "t_end"]].to_numpy(dtype=np.float64).reshape(-1, 2)
 
+    @property
+    def has_ground_truth(self) -> bool:
+        """False for one's own videos without annotations: detections, views and the per-video table
+        work, evaluation (mAP, true / false positives against ground truth) has nothing to count."""
+        return len(self.eval_classes) > 0
+
     # -- settings ---------------------------------------------------------------------------
     @staticmethod
     def _settings(settings: LocalizationSettings | None, changes: dict) -> LocalizationSettings:
