@@ -36,7 +36,8 @@ from wtal_kit.data.catalog import layout_of
 from wtal_kit.diagnosis import ACTIVITYNET_LENGTH_BINS, THUMOS14_LENGTH_BINS, error_breakdown
 from wtal_kit.evaluate import per_class_ap, with_average
 from widgets.background import LatestOnly
-from widgets.timeline import Timeline, cursor_report, sync_initial_state
+from widgets.livefigure import LiveFigure
+from widgets.timeline import Timeline, cursor_report
 
 TABLE_THRESHOLDS = FINE_TIOUS  # mAP table rows: tIoU 0.1 ... 0.9
 # The per-video cap's choices: none (the paper's protocol, the default) or a top-k by score. A dropdown
@@ -154,12 +155,12 @@ class Explorer:
         self.exports = w.HTML()
         self.export_button = w.Button(description="export", tooltip="links to the current detections (JSON, CSV) and figure (HTML)")
         self.timeline = Timeline(self.compared)
-        self.class_chart = go.FigureWidget(layout=go.Layout(height=300, width=640, margin=dict(l=50, r=10, t=40, b=110),
+        self.class_chart = LiveFigure(layout=go.Layout(height=300, width=640, margin=dict(l=50, r=10, t=40, b=110),
                                                             yaxis=dict(range=[0, 100], title="AP (%)"), barmode="group"))
         self.class_chart.add_bar(name="ours")
         for name in self.compared:
             self.class_chart.add_bar(name=name)
-        self.error_chart = go.FigureWidget(layout=go.Layout(height=300, width=640, margin=dict(l=50, r=10, t=40, b=90), showlegend=False))
+        self.error_chart = LiveFigure(layout=go.Layout(height=300, width=640, margin=dict(l=50, r=10, t=40, b=90), showlegend=False))
         self.error_chart.add_bar(name="false positives", marker_color="#d62728", xaxis="x", yaxis="y")
         self.error_chart.add_bar(name="missed ground truth", marker_color="#ff7f0e", xaxis="x2", yaxis="y2")
         self.error_chart.layout.update(xaxis=dict(domain=[0, 0.55]), xaxis2=dict(domain=[0.65, 1.0], anchor="y2"),
@@ -186,8 +187,6 @@ class Explorer:
         self.widget = self._layout()
         self._quiet.on = False
         self.refresh()  # the first page: drawn before it is shown
-        for figure in (self.timeline.figure, self.class_chart, self.error_chart):
-            sync_initial_state(figure)  # what the page shows first
 
     # -- layout ----------------------------------------------------------------------------
     def _layout(self) -> w.Widget:
