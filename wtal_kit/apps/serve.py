@@ -78,6 +78,7 @@ __all__ = [
     "TEMPLATE",
     "free_port",
     "health_url",
+    "kernels_text",
     "is_loopback",
     "notebook_env",
     "serve",
@@ -403,15 +404,26 @@ def app_notebook(name: str) -> Path:
     return path
 
 
-def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None) -> int:
+def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None,
+                   pool_size: int = DEFAULT_POOL_SIZE, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
     """Serve the explorer until Ctrl-C or SIGTERM (or until the server ends)."""
     return serve_app(app_notebook("explorer"), "The detection explorer", "explore",
-                     {"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)}, host=host, port=port)
+                     {"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)}, host=host, port=port,
+                     pool_size=pool_size, idle_timeout=idle_timeout)
+
+
+def kernels_text(pool_size: int, idle_timeout: float) -> str:
+    """What the server does with kernels, in one line (printed when it starts)."""
+    pool = (f"{pool_size} preheated kernel{'s' if pool_size != 1 else ''} wait for the next page" if pool_size
+            else "each page starts its own kernel")
+    return (f"{pool}; a closed page's kernel is shut down {CLOSE_GRACE:g} s later, "
+            f"one no page reached after {idle_timeout:g} s idle")
 
 
 def serve_app(notebook: Path, title: str, name: str, params: dict, host: str = "127.0.0.1", port: int | None = None,
-              browser: bool = False) -> int:
+              browser: bool = False, pool_size: int = DEFAULT_POOL_SIZE, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
     """Serve a Voila app notebook until Ctrl-C or SIGTERM (or until the server ends); ``browser``: open it in one."""
+    check_pool(pool_size, idle_timeout)
     # Ctrl-C must stop the server even where this process was started with SIGINT ignored
     # (a background job of a non-interactive shell); SIGTERM stops it the same way.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -419,11 +431,12 @@ def serve_app(notebook: Path, title: str, name: str, params: dict, host: str = "
 
     port = port or free_port(host=host)
     log = tempfile.NamedTemporaryFile("w", prefix=f"wtal-{name}-", suffix=".log", delete=False)
-    process = serve(notebook, port=port, host=host, quiet=True, log=log, params=params)
+    process = serve(notebook, port=port, host=host, quiet=True, log=log, params=params, pool_size=pool_size,
+                    idle_timeout=idle_timeout)
     try:
         wait_until_ready(process.ready_url, timeout=120, process=process)  # a static file: starts no kernel
         print(f"{title} is served at {process.url}  (open it in a browser; Ctrl-C stops it)\n"
-              f"server log: {log.name}", flush=True)
+              f"kernels: {kernels_text(pool_size, idle_timeout)}\nserver log: {log.name}", flush=True)
         if browser:
             import webbrowser
 
