@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 
 import wtal_kit
 from wtal_kit.timegrid import segment_containing
-from widgets.livefigure import LiveFigure
+from widgets.livefigure import TEMPLATE, LiveFigure
 
 COLORS = {
     "curve": "#1f77b4",
@@ -118,7 +118,8 @@ def cursor_report(view: wtal_kit.VideoView, seconds: float) -> str:
 class Timeline:
     """The figure of one video; ``show(view, compared, cursor)`` rewrites it in place."""
 
-    def __init__(self, compare_names=(), height: int = 440, width: int = 1280):
+    def __init__(self, compare_names=(), height: int = 440, width: int | None = None):
+        """``width`` None: the figure fills its box (plotly's autosize), in a page or a notebook's output."""
         self.compare_names = list(compare_names)
         bar = dict(orientation="h", yaxis="y2", xaxis="x", hoverinfo="text", showlegend=False)
         traces = [
@@ -133,6 +134,7 @@ class Timeline:
         self.figure = LiveFigure(
             data=traces,
             layout=go.Layout(
+                template=TEMPLATE,
                 height=height,
                 width=width,
                 margin=dict(l=110, r=20, t=70, b=40),
