@@ -83,8 +83,10 @@ class AppURL(str):
 
 @contextlib.contextmanager
 def voila_app(notebook: str | os.PathLike, params: Mapping[str, object] | None = None, *,
-              timeout: float = 60, log_path: str | os.PathLike | None = None) -> Iterator[AppURL]:
+              timeout: float = 60, log_path: str | os.PathLike | None = None, **options) -> Iterator[AppURL]:
     """Serve ``notebook`` with :func:`wtal_kit.apps.serve.serve`, wait until it answers, yield its URL.
+
+    ``options``: more of ``serve``'s keywords (``pool_size``, ``idle_timeout``).
 
     The server is always stopped on exit, also when the body or the start fails. Its output goes
     to ``log_path`` (default: a temporary file, deleted afterwards); a start that fails raises
@@ -100,7 +102,7 @@ def voila_app(notebook: str | os.PathLike, params: Mapping[str, object] | None =
     try:
         with open(log_path, "w") as log:
             for attempt in range(3):
-                process = serve(notebook, params=params, quiet=True, log=log)
+                process = serve(notebook, params=params, quiet=True, log=log, **options)
                 url = AppURL(process.url)
                 url.process, url.log_path = process, log_path
                 try:

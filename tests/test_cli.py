@@ -302,3 +302,21 @@ def test_max_per_video_flag_caps_and_is_reported(tiny_run, tmp_path, capsys):
     assert main(["evaluate", "--scores", str(scores), "--max-per-video", "none"]) == 0
     assert "detections per video" not in capsys.readouterr().out
     _assert_one_line_error(run_cli("localize", "--scores", scores, "--max-per-video", "0"), "max_per_video")
+
+
+def test_served_apps_take_the_pool_size_and_idle_timeout(tiny_run, tmp_path, monkeypatch, capsys):
+    from wtal_kit.apps import cli
+
+    served = []
+    monkeypatch.setattr(cli, "serve_explorer", lambda *args, **kwargs: served.append(kwargs) or 0)
+    monkeypatch.setattr(cli, "serve_app", lambda *args, **kwargs: served.append(kwargs) or 0)
+    assert main(["explore", str(tiny_run), "--pool-size", "2", "--idle-timeout", "30"]) == 0
+    assert main(["sliders", "--store", str(tmp_path / "store"), "--pool-size", "0", "--no-browser"]) == 0
+    assert [(s["pool_size"], s["idle_timeout"]) for s in served] == [(2, 30.0), (0, 120.0)]  # 120 s: the default
+    for command in ("explore", "sliders", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--pool-size N" in text and "[1]" in text and "--idle-timeout SECONDS" in text and "[120]" in text
+    _assert_one_line_error(run_cli("explore", tiny_run, "--pool-size", "-1"), "--pool-size")
+    _assert_one_line_error(run_cli("sliders", "--idle-timeout", "0"), "--idle-timeout")

@@ -16,9 +16,12 @@ from hypothesis import strategies as st
 
 from wtal_kit.reference import reference_per_class_ap  # tests/ is on sys.path under pytest (no __init__.py)
 from wtal_kit.errors import InputError
-from wtal_kit.config import ACTIVITYNET_TIOUS, EVAL_PROTOCOLS, PAPER_TIOUS
+from wtal_kit.config import ACTIVITYNET_TIOUS, EVAL_PROTOCOLS, FINE_TIOUS, PAPER_TIOUS
 from wtal_kit.evaluate import (
+    average_label,
     detection_map,
+    is_average,
+    main_average,
     per_class_ap,
     segment_iou,
     with_average,
@@ -244,14 +247,32 @@ def test_result_layout():
     np.testing.assert_allclose(m.to_numpy(), [0.5, 0.5])  # (0 + 1) / 2
 
 
-def test_with_average():
+def test_with_average_names_every_average_by_its_set():
+    # another set than the paper's: its mean is labelled with the set, never "avg"
     series = pd.Series([0.2, 0.4, 0.9], index=[0.1, 0.3, 0.5])
     out = with_average(series)
-    assert list(out.index) == [0.1, 0.3, 0.5, "avg"]
-    assert out["avg"] == pytest.approx((0.2 + 0.4 + 0.9) / 3)  # 0.5
+    assert list(out.index) == [0.1, 0.3, 0.5, "avg 0.1:0.2:0.5"]
+    assert out["avg 0.1:0.2:0.5"] == pytest.approx((0.2 + 0.4 + 0.9) / 3)  # 0.5
     assert out[0.3] == pytest.approx(0.4)
+    # the paper's set: exactly one entry, "avg", as before
+    paper = with_average(pd.Series([0.6, 0.4, 0.3, 0.1], index=list(PAPER_TIOUS)))
+    assert list(paper.index) == [*PAPER_TIOUS, "avg"] and paper["avg"] == pytest.approx(0.35)  # 1.4 / 4
+    # 0.1:0.1:0.9 holds the paper's four: "avg" is theirs, the nine's mean is labelled
+    fine = with_average(pd.Series(np.arange(1, 10) / 10, index=list(FINE_TIOUS)))
+    assert fine["avg"] == pytest.approx((0.1 + 0.3 + 0.5 + 0.7) / 4)  # 0.4
+    assert fine["avg 0.1:0.1:0.9"] == pytest.approx(0.5)  # 4.5 / 9
+    # more sets, each labelled; a set the series does not hold is left out
+    union = sorted(set(FINE_TIOUS) | set(ACTIVITYNET_TIOUS))
+    both = with_average(pd.Series(union, index=union), sets=[FINE_TIOUS, ACTIVITYNET_TIOUS, (0.05,)])
+    assert [k for k in both.index if isinstance(k, str)] == ["avg", "avg 0.1:0.1:0.9", "avg 0.5:0.05:0.95"]
+    assert both["avg 0.5:0.05:0.95"] == pytest.approx(0.725)  # (0.5 + 0.95) / 2
+    assert [average_label(s) for s in ((0.5,), (0.5, 0.3), PAPER_TIOUS[::-1])] == ["avg 0.5", "avg 0.3,0.5", "avg"]
+    assert is_average("avg") and is_average("avg 0.5") and not is_average(0.5) and not is_average("average")
+    assert main_average(fine) == "avg" and main_average(out) == "avg 0.1:0.2:0.5"
     with pytest.raises(ValueError, match="empty"):
         with_average(pd.Series([], dtype=float))
+    with pytest.raises(ValueError, match="already"):
+        with_average(paper)
     with pytest.raises(TypeError):
         with_average([0.1, 0.2])
 

@@ -78,7 +78,8 @@ def test_evaluate_equals_per_class_ap(random_scores, settings, eval_protocol):
     pd.testing.assert_frame_equal(evaluation.per_class, expected, check_exact=True)
     mean = expected.mean(axis=0)
     assert [evaluation.mean_ap[t] for t in thresholds] == mean.tolist()
-    assert evaluation.mean_ap["avg"] == mean.mean()
+    assert evaluation.mean_ap["avg"] == mean[[0.1, 0.3, 0.5, 0.7]].mean()  # "avg" is the paper's four, always
+    assert evaluation.mean_ap["avg 0.1:0.2:0.9"] == mean.mean()  # the mean over the five, labelled with them
 
 
 def test_no_clipping_and_other_kappa(random_scores):

@@ -17,6 +17,7 @@ import pytest
 import browser
 from browser import TRACEBACK_SIGNS, VOILA_CELL_ERROR, chromium_page, require_browser, require_ui, voila_app, wait_for_widgets
 from wtal_kit.apps import serve as serve_module
+from wtal_kit.errors import InputError
 from wtal_kit.apps.serve import (CELL_ERROR_INSTRUCTION, free_port, health_url, is_loopback, notebook_env, serve, stop,
                             voila_command, wait_until_ready)
 
@@ -71,6 +72,18 @@ def test_voila_command_options(tmp_path):
         assert option in command
     allow = command.index("--VoilaConfiguration.file_allowlist")
     assert command[allow + 1] == "(?!x)x"  # matches no file
+    # preheated kernels (one waiting by default), a closed page's kernel shut down, an unreached one culled
+    assert command[command.index("--preheat_kernel=True") + 1] == f"--pool_size={serve_module.DEFAULT_POOL_SIZE}"
+    assert f"--VoilaConfiguration.multi_kernel_manager_class={serve_module.KERNEL_MANAGER}" in command
+    assert f"--MappingKernelManager.cull_idle_timeout={serve_module.DEFAULT_IDLE_TIMEOUT}" in command
+    assert "--MappingKernelManager.cull_connected=False" in command
+    assert "--VoilaConfiguration.extension_denylist=jupyterlab-plotly" in command
+    other = voila_command(notebook, 9001, pool_size=0, idle_timeout=7.5)
+    assert "--preheat_kernel=True" not in other and not any(o.startswith("--pool_size") for o in other)
+    assert "--MappingKernelManager.cull_idle_timeout=8" in other and "--MappingKernelManager.cull_interval=4" in other
+    for bad in (dict(pool_size=-1), dict(pool_size=1.5), dict(pool_size=True), dict(idle_timeout=0), dict(idle_timeout="60")):
+        with pytest.raises(InputError):
+            voila_command(notebook, 9001, **bad)
     assert "--Voila.ip=0.0.0.0" in voila_command(notebook, 9001, host="0.0.0.0")
     with_env = voila_command(notebook, 9001, env_params={"run": tmp_path / "run"})
     assert with_env[:3] == ["env", f"WTAL_EXPLORE_RUN={tmp_path / 'run'}", "voila"]
@@ -217,7 +230,8 @@ def test_app_in_chromium(tmp_path):
     require_ui()
     require_browser()
     notebook = _write_app(tmp_path / "app")
-    with voila_app(notebook, {"title": "from-env"}, log_path=tmp_path / "voila.log") as url:
+    # no preheated kernel: each page runs the notebook itself, so that ?fail=1 (QUERY_STRING) reaches it
+    with voila_app(notebook, {"title": "from-env"}, log_path=tmp_path / "voila.log", pool_size=0) as url:
         started = time.monotonic()
         with chromium_page() as page:
             page.goto(url)

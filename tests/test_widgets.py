@@ -44,9 +44,22 @@ def table_numbers(html: str) -> list[list[float]]:
     return [[float(v) for v in re.findall(r"<td>([^<]+)</td>", cells)] for label, cells in rows if label != "mAP (%)"]
 
 
+ROWS = [*TABLE_THRESHOLDS, "avg", "avg 0.1:0.1:0.9"]  # "avg": the paper's four; the nine's mean is labelled
+
+
 def expected_map_rows(localizer, settings, protocol="activitynet") -> list[list[float]]:
     evaluation = localizer.evaluate(**settings, iou_thresholds=TABLE_THRESHOLDS, eval_protocol=protocol)
-    return [[round(100 * float(evaluation.mean_ap[key]), 1)] for key in list(TABLE_THRESHOLDS) + ["avg"]]
+    return [[round(100 * float(evaluation.mean_ap[key]), 1)] for key in ROWS]
+
+
+def test_the_table_says_which_average_is_which(app):
+    labels = re.findall(r"<tr><th>([^<]+)</th>", app.map_table.value)[1:]  # after the head, "mAP (%)"
+    assert labels == [f"@{t:g}" for t in TABLE_THRESHOLDS] + ["avg", "avg 0.1:0.1:0.9"]
+    assert "avg: the paper's, mean over 0.1, 0.3, 0.5, 0.7" in app.map_table.value
+    mean_ap = app.evaluation.per_class.mean(axis=0)
+    rows = dict(zip(labels, (row[0] for row in table_numbers(app.map_table.value))))
+    assert rows["avg"] == round(100 * (mean_ap[0.1] + mean_ap[0.3] + mean_ap[0.5] + mean_ap[0.7]) / 4, 1)
+    assert rows["avg 0.1:0.1:0.9"] == round(100 * mean_ap[list(TABLE_THRESHOLDS)].mean(), 1)
 
 
 @pytest.mark.slow
@@ -153,7 +166,7 @@ def test_compare_adds_a_column_and_a_track(scores, tmp_path):
     assert "<th>strict</th>" in app.map_table.value
     rows = table_numbers(app.map_table.value)
     expected = localizer.evaluate(threshold=0.7, gamma=0.0, iou_thresholds=TABLE_THRESHOLDS).mean_ap
-    assert [row[1] for row in rows] == [round(100 * float(expected[k]), 1) for k in list(TABLE_THRESHOLDS) + ["avg"]]
+    assert [row[1] for row in rows] == [round(100 * float(expected[k]), 1) for k in ROWS]
     track = app.timeline.figure.data[FIRST_COMPARE]
     mine = other[(other["video"] == app.videos.value) & (other["label"] == app.klass.value)]
     np.testing.assert_array_equal(track.base, mine["t_start"].to_numpy())
@@ -233,7 +246,7 @@ class SlowLocalizer(Localizer):
 def test_background_refresh_takes_moves_while_busy_and_drops_stale_ones(scores, tmp_path):
     localizer = SlowLocalizer(scores)
     localizer.gate.set()  # the first page is drawn synchronously
-    app = Explorer(localizer, path_policy=PathPolicy([tmp_path]), background=True)
+    app = Explorer(localizer, path_policy=PathPolicy([tmp_path]), background=True, prefetch=0)  # no work ahead: counted calls
     localizer.gate.clear()
     localizer.calls.clear()
     app.threshold.value = 0.31  # starts a recompute, which blocks inside evaluate
@@ -301,7 +314,7 @@ def test_a_failed_background_refresh_keeps_its_error_and_clears_updating(scores,
     def broken(*args, **kwargs):
         raise RuntimeError("no evaluation today")
 
-    monkeypatch.setattr(app.localizer, "evaluate", broken)
+    monkeypatch.setattr(app.results, "get", broken)  # the same settings: kept results, unless getting them fails
     app.request_refresh(note="opened something")
     assert app.wait(30)
     time.sleep(0.2)  # the timer's thread has looked by now, and must have found the refresh ended
@@ -311,3 +324,34 @@ def test_a_failed_background_refresh_keeps_its_error_and_clears_updating(scores,
     app.request_refresh(note="opened something")
     assert app.wait(30)
     assert "opened something" in app.message.value
+
+
+def test_on_the_activitynet_layout_the_table_adds_its_usual_average(activitynet_annotations):
+    split = activitynet_annotations.select(activitynet_annotations.indices("validation")[:300])  # ActivityNet-long instances
+    app = Explorer(Localizer(make_scores(split, seed=1)))
+    labels = re.findall(r"<tr><th>([^<]+)</th>", app.map_table.value)[1:]
+    assert labels[-3:] == ["avg", "avg 0.1:0.1:0.9", "avg 0.5:0.05:0.95"]
+    mean_ap = app.evaluation.per_class.mean(axis=0)
+    usual = [round(0.5 + 0.05 * i, 2) for i in range(10)]  # 0.5, 0.55, ..., 0.95
+    assert table_numbers(app.map_table.value)[-1] == [round(100 * mean_ap[usual].mean(), 1)]
+
+
+def test_the_app_computes_neighbouring_thresholds_ahead_and_draws_them_without_recomputing(scores, tmp_path):
+    localizer = SlowLocalizer(scores)
+    localizer.gate.set()
+    app = Explorer(localizer, path_policy=PathPolicy([tmp_path]), background=True)  # the app's way: 3 steps ahead
+    app.threshold.value = 0.4
+    assert app.wait(30)
+    assert sorted(localizer.calls[-6:]) == [0.37, 0.38, 0.39, 0.41, 0.42, 0.43]  # computed while idle, nearest first
+    localizer.calls.clear()
+    app.threshold.value = 0.42  # two steps: already computed
+    assert app.wait(30)
+    assert 0.42 not in localizer.calls
+    settings = dict(threshold=0.42, gamma=app.gamma.value, localization="paper", min_length=1)
+    assert table_numbers(app.map_table.value) == expected_map_rows(Localizer(scores), settings)
+    localizer.calls.clear()
+    app.gamma.value = 0.3  # another setting: computed anew (nothing kept for γ 0.7 is taken for it)
+    assert app.wait(30)
+    assert localizer.calls[0] == 0.42
+    settings["gamma"] = 0.3
+    assert table_numbers(app.map_table.value) == expected_map_rows(Localizer(scores), settings)

@@ -1,21 +1,55 @@
 """Dashboards of wtal-kit: ipywidgets + plotly components over the library.
 
-Importable and testable without a browser; the Voila apps in ``notebooks/`` build them.
+Importable and testable without a browser; the Voila apps in ``notebooks/`` build them, and a
+notebook (JupyterLab, Notebook 7, VS Code) displays them as they are:
 
     import widgets
-    app = widgets.explorer_app("runs/demo")   # a run folder or a scores file
-    app.widget                                 # display it in a notebook or Voila
-    sliders = widgets.sliders_app("runs/store")  # live hyperparameter sliders over a results store
+    widgets.explore("runs/demo")                  # the detection explorer on a run folder or a scores file
+    widgets.sliders(store="runs/store")           # live hyperparameter sliders over a results store
+
+Both return an ipywidgets widget (the last line of a cell shows it); ``explore(...).explorer`` and
+``sliders(...).app`` are the objects behind them. ``widgets.explorer_app`` and ``widgets.sliders_app``
+(the objects, whose ``.widget`` is the same widget) keep working.
 
 ``widgets.figures`` draws the paper's Figures 2-5 from the reproduction's results (the
-reproduction notebooks use it with ``wtal_kit.experiments`` and ``wtal_kit.experiments``,
-which importing it loads).
+reproduction notebooks use it with ``wtal_kit.experiments``, which importing it loads).
+Names are loaded on first use: ``import widgets`` alone imports no plotly, and the Voila server
+imports ``widgets.voila_kernels`` without the dashboards.
 """
 
-from widgets import figures
-from widgets.explorer import Explorer, PathPolicy, explorer_app, explorer_from_parameters
-from widgets.sliders import Sliders, sliders_app, sliders_from_parameters
-from widgets.timeline import Timeline, cursor_report, timeline_data
+from __future__ import annotations
 
-__all__ = ["Explorer", "figures", "PathPolicy", "Timeline", "cursor_report", "explorer_app", "explorer_from_parameters", "timeline_data",
-           "Sliders", "sliders_app", "sliders_from_parameters"]
+import importlib
+
+_NAMES = {
+    "explore": "widgets.notebook",
+    "sliders": "widgets.notebook",
+    "Explorer": "widgets.explorer",
+    "PathPolicy": "widgets.explorer",
+    "explorer_app": "widgets.explorer",
+    "explorer_from_parameters": "widgets.explorer",
+    "Sliders": "widgets.sliders",
+    "sliders_app": "widgets.sliders",
+    "sliders_from_parameters": "widgets.sliders",
+    "Timeline": "widgets.timeline",
+    "cursor_report": "widgets.timeline",
+    "timeline_data": "widgets.timeline",
+    "LiveFigure": "widgets.livefigure",
+}
+_MODULES = ("figures",)
+
+__all__ = sorted([*_NAMES, *_MODULES])
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f"widgets.{name}")
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'widgets' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

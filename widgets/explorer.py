@@ -17,11 +17,11 @@ videos) become one line in ``.message``; the explorer keeps working.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import os
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,57 +31,38 @@ import pandas as pd
 import plotly.graph_objects as go
 
 import wtal_kit
-from wtal_kit.config import DEFAULT_MIN_LENGTH, EVAL_PROTOCOLS, FINE_TIOUS, LOCALIZATIONS, VIEW_TIOU, Config, LocalizationSettings
+from wtal_kit.config import DEFAULT_MIN_LENGTH, EVAL_PROTOCOLS, LOCALIZATIONS, VIEW_TIOU, Config, LocalizationSettings
 from wtal_kit.data.catalog import layout_of
 from wtal_kit.diagnosis import ACTIVITYNET_LENGTH_BINS, THUMOS14_LENGTH_BINS, error_breakdown
-from wtal_kit.evaluate import per_class_ap, with_average
+from wtal_kit.evaluate import per_class_ap
 from widgets.background import LatestOnly
-from widgets.timeline import Timeline, cursor_report, sync_initial_state
+from widgets.explorer_compute import SplitResults, neighbours
+from widgets.explorer_files import PathPolicy, download_link, open_scores, parse_compare, read_compared, short_name
+from widgets.explorer_views import (SORT_KEYS, TABLE_THRESHOLDS, evaluated_thresholds, map_column, map_table_html, summary_html,
+                                    table_keys, video_options)
+from widgets.livefigure import TEMPLATE, LiveFigure
+from widgets.timeline import Timeline, cursor_report
 
-TABLE_THRESHOLDS = FINE_TIOUS  # mAP table rows: tIoU 0.1 ... 0.9
+__all__ = ["Explorer", "PathPolicy", "SORT_KEYS", "TABLE_THRESHOLDS", "NO_CAP", "explorer_app", "explorer_from_parameters",
+           "open_scores", "parse_compare", "short_name"]
+
 # The per-video cap's choices: none (the paper's protocol, the default) or a top-k by score. A dropdown
 # shows a None value as no selection at all, so "no cap" is 0 in the control and None in the settings.
 NO_CAP = 0
 MAX_PER_VIDEO_CHOICES = [("no cap (paper)", NO_CAP), ("100 (ActivityNet challenge)", 100), ("50", 50), ("20", 20),
                          ("10", 10), ("5", 5), ("1", 1)]
 BUSY_AFTER_S = 0.25  # say "updating" only when a recompute takes longer than this
-SORT_KEYS = {
-    "AP (lowest first)": ("ap", True),
-    "missed ground truth (most first)": ("missed", False),
-    "false positives (most first)": ("false_positives", False),
-    "duration (longest first)": ("duration", False),
-    "name": ("video", True),
-}
+SETTLE_S = 0.025  # in the app, a result is drawn no sooner than this after its move: a burst of moves draws only its last
+PREFETCH_STEPS = 3  # in the app, once a move is drawn, the thresholds this many steps either side are computed ahead
+CONTROL_WIDTH = dict(width="100%", max_width="420px")  # a control fills its column, up to this
 
 
-class PathPolicy:
-    """Only files under the configured folders can be opened from the page."""
-
-    def __init__(self, roots):
-        self.roots = [Path(root).resolve() for root in roots]
-
-    def check(self, text: str) -> Path:
-        path = Path(text.strip()).expanduser()
-        resolved = path.resolve()
-        if not any(resolved == root or root in resolved.parents for root in self.roots):
-            raise wtal_kit.InputError("outside the folders this explorer may open (" + ", ".join(map(str, self.roots)) + ")", file=path)
-        return resolved
-
-
-def open_scores(path: Path) -> wtal_kit.Scores:
-    """A scores file, or the test split's scores of a run directory."""
-    if path.is_dir():
-        return wtal_kit.load_run(path).scores(progress=False)
-    return wtal_kit.read_scores(path)
-
-
-def read_compared(path: Path, localizer: wtal_kit.Localizer) -> pd.DataFrame:
-    """An ActivityNet-style results JSON whose videos must all belong to the explored split."""
-    detections = wtal_kit.read_detections_json(path, classes=localizer.classes)
-    unknown = sorted(set(detections["video"]) - set(localizer.videos))
-    if unknown:
-        raise wtal_kit.InputError(f"{len(unknown)} video(s) not in the explored split, e.g. {unknown[0]!r}", file=path, field="results")
-    return detections
+def is_activitynet_scale(localizer: wtal_kit.Localizer) -> bool:
+    """True on the ActivityNet layout (by the run's dataset, or ActivityNet-long instances): its table adds 0.5:0.05:0.95."""
+    dataset = (localizer.scores.attrs.get("config") or {}).get("dataset", "")
+    if layout_of(dataset) is not None:
+        return layout_of(dataset) == "activitynet12"
+    return length_bins(localizer) is ACTIVITYNET_LENGTH_BINS
 
 
 def length_bins(localizer: wtal_kit.Localizer):
@@ -90,33 +71,20 @@ def length_bins(localizer: wtal_kit.Localizer):
     return ACTIVITYNET_LENGTH_BINS if len(lengths) and np.median(lengths) > 30 else THUMOS14_LENGTH_BINS
 
 
-def download_link(text: str, filename: str, mime: str, label: str) -> str:
-    payload = base64.b64encode(text.encode()).decode()
-    return f'<a download="{html.escape(filename)}" href="data:{mime};base64,{payload}" target="_blank">{html.escape(label)}</a>'
-
-
-def map_table_html(columns: dict) -> str:
-    """An HTML table (copyable numbers): rows tIoU 0.1 ... 0.9 and avg, one column per method, mAP in %."""
-    names = list(columns)
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in names)
-    rows = []
-    for key in list(TABLE_THRESHOLDS) + ["avg"]:
-        label = "avg" if key == "avg" else f"@{key:g}"
-        cells = "".join(f"<td>{100 * float(columns[name].get(key, np.nan)):.1f}</td>" for name in names)
-        rows.append(f"<tr><th>{label}</th>{cells}</tr>")
-    return (
-        '<table class="wtal-map" style="border-collapse:collapse;text-align:right">'
-        f"<thead><tr><th>mAP (%)</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+def figure_box(figure, basis: str) -> w.VBox:
+    """A figure in a box that shares its row (``basis``: its preferred width) and wraps below the others when narrow."""
+    return w.VBox([figure], layout=w.Layout(flex=f"1 1 {basis}", min_width="0", overflow="hidden"))
 
 
 class Explorer:
     """The explorer's widgets and state. ``Explorer(localizer, compared={"name": detections})``."""
 
     def __init__(self, localizer: wtal_kit.Localizer, compared: dict | None = None, *, label: str = "",
-                 path_policy: PathPolicy | None = None, background: bool = False):
+                 path_policy: PathPolicy | None = None, background: bool = False, prefetch: int | None = None):
         self.localizer = localizer
         self.worker = LatestOnly(background)  # recomputes of the whole split: latest request only
+        # threshold steps computed ahead while the page is idle (the app's way; never in a synchronous explorer)
+        self.prefetch = (PREFETCH_STEPS if background else 0) if prefetch is None else prefetch
         self.compared = dict(compared or {})
         self.label = label
         self.path_policy = path_policy
@@ -128,45 +96,56 @@ class Explorer:
         self._finished = 0  # generation of the last background refresh that ended
         self._quiet.on = True
 
-        slider = dict(continuous_update=True, readout_format=".2f", style={"description_width": "110px"}, layout=w.Layout(width="380px"))
+        slider = dict(continuous_update=True, readout_format=".2f", style={"description_width": "110px"}, layout=w.Layout(**CONTROL_WIDTH))
         self.threshold = w.FloatSlider(value=Config.threshold, min=0.05, max=0.95, step=0.01, description="threshold", **slider)
         self.gamma = w.FloatSlider(value=Config.gamma, min=0.0, max=2.0, step=0.05, description="γ (video score)", **slider)
         self.tiou = w.FloatSlider(value=VIEW_TIOU, min=0.1, max=0.9, step=0.05, description="tIoU (TP / FP)", **slider)
         self.min_length = w.IntSlider(value=1, min=1, max=20, step=1, description="min length",
-                                      continuous_update=True, style={"description_width": "110px"}, layout=w.Layout(width="380px"))
+                                      continuous_update=True, style={"description_width": "110px"}, layout=w.Layout(**CONTROL_WIDTH))
         self.localization = w.ToggleButtons(options=list(LOCALIZATIONS), value=Config.localization, description="localization",
                                             tooltips=["the paper (Sec. 3.5)", "the authors' released code"])
         self.eval_protocol = w.ToggleButtons(options=list(EVAL_PROTOCOLS), value=Config.eval_protocol, description="evaluation")
         self.max_per_video = w.Dropdown(options=MAX_PER_VIDEO_CHOICES, value=Config.max_per_video or NO_CAP, description="max per video",
-                                        style={"description_width": "110px"}, layout=w.Layout(width="330px"),
+                                        style={"description_width": "110px"}, layout=w.Layout(**CONTROL_WIDTH),
                                         tooltip="keep each video's this many highest-scoring detections")
         self.busy = w.HTML()
-        self.search = w.Text(placeholder="search videos", layout=w.Layout(width="200px"))
-        self.sort = w.Dropdown(options=list(SORT_KEYS), value="AP (lowest first)", layout=w.Layout(width="230px"))
-        self.videos = w.Select(options=[], rows=14, layout=w.Layout(width="440px"))
-        self.klass = w.Dropdown(options=[], description="class", layout=w.Layout(width="330px"))
+        self.search = w.Text(placeholder="search videos", layout=w.Layout(flex="1 1 160px", min_width="0"))
+        self.sort = w.Dropdown(options=list(SORT_KEYS), value="AP (lowest first)", layout=w.Layout(flex="1 1 200px", min_width="0"))
+        self.videos = w.Select(options=[], rows=14, layout=w.Layout(width="100%"))
+        self._list_options = ()  # what the video list shows: (label, video) pairs
+        self.klass = w.Dropdown(options=[], description="class", layout=w.Layout(width="100%", max_width="420px"))
         self.cursor = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.01, description="time cursor (s)", continuous_update=True,
-                                    readout_format=".2f", style={"description_width": "110px"}, layout=w.Layout(width="600px"))
+                                    readout_format=".2f", style={"description_width": "110px"},
+                                    layout=w.Layout(width="100%", max_width="800px"))
         self.cursor_info = w.HTML()
         self.message = w.HTML()
         self.summary = w.HTML()
         self.map_table = w.HTML()
         self.exports = w.HTML()
         self.export_button = w.Button(description="export", tooltip="links to the current detections (JSON, CSV) and figure (HTML)")
+        self.activitynet = is_activitynet_scale(localizer)  # its table adds ActivityNet's average (0.5:0.05:0.95)
+        self.bins = length_bins(localizer)
+        self.results = SplitResults(localizer, evaluated_thresholds(self.activitynet), self.bins)
         self.timeline = Timeline(self.compared)
-        self.class_chart = go.FigureWidget(layout=go.Layout(height=300, width=640, margin=dict(l=50, r=10, t=40, b=110),
-                                                            yaxis=dict(range=[0, 100], title="AP (%)"), barmode="group"))
+        # figures without a width fill their box (plotly's autosize), whatever the page's or the output's width
+        self.class_chart = LiveFigure(layout=go.Layout(template=TEMPLATE, height=300, margin=dict(l=50, r=10, t=40, b=110),
+                                                       barmode="group", yaxis=dict(range=[0, 100], title="AP (%)"),
+                                                       xaxis=dict(tickangle=-60)))
         self.class_chart.add_bar(name="ours")
         for name in self.compared:
             self.class_chart.add_bar(name=name)
-        self.error_chart = go.FigureWidget(layout=go.Layout(height=300, width=640, margin=dict(l=50, r=10, t=40, b=90), showlegend=False))
+        self.error_chart = LiveFigure(layout=go.Layout(template=TEMPLATE, height=300, margin=dict(l=50, r=10, t=40, b=90),
+                                                       showlegend=False))
         self.error_chart.add_bar(name="false positives", marker_color="#d62728", xaxis="x", yaxis="y")
         self.error_chart.add_bar(name="missed ground truth", marker_color="#ff7f0e", xaxis="x2", yaxis="y2")
-        self.error_chart.layout.update(xaxis=dict(domain=[0, 0.55]), xaxis2=dict(domain=[0.65, 1.0], anchor="y2"),
+        self.error_chart.layout.update(xaxis=dict(domain=[0, 0.55], tickangle=-30),
+                                       xaxis2=dict(domain=[0.65, 1.0], anchor="y2", tickangle=-30),
                                        yaxis2=dict(anchor="x2"), title=dict(text="errors", font=dict(size=13)))
-        self.open_path = w.Text(placeholder="run folder or scores file", layout=w.Layout(width="330px"))
+        # an empty, hidden slot beside the timeline: room for one more panel there (the video frame under the cursor)
+        self.frames = w.VBox(layout=w.Layout(display="none", flex="0 1 320px", min_width="0"))
+        self.open_path = w.Text(placeholder="run folder or scores file", layout=w.Layout(flex="1 1 220px", min_width="0"))
         self.open_button = w.Button(description="open")
-        self.compare_path = w.Text(placeholder="NAME=results.json", layout=w.Layout(width="330px"))
+        self.compare_path = w.Text(placeholder="NAME=results.json", layout=w.Layout(flex="1 1 220px", min_width="0"))
         self.compare_button = w.Button(description="compare")
 
         self.timeline.figure.data[0].on_click(self._on_figure_click)
@@ -186,29 +165,33 @@ class Explorer:
         self.widget = self._layout()
         self._quiet.on = False
         self.refresh()  # the first page: drawn before it is shown
-        for figure in (self.timeline.figure, self.class_chart, self.error_chart):
-            sync_initial_state(figure)  # what the page shows first
 
     # -- layout ----------------------------------------------------------------------------
     def _layout(self) -> w.Widget:
+        """Rows that wrap: in a narrow output (a notebook's) the columns stack, and the figures fill the width."""
         self.title = w.HTML(self._title_html())
+        wrap = dict(display="flex", flex_flow="row wrap", align_items="flex-start", width="100%")
         controls = w.VBox([self.threshold, self.gamma, self.tiou, self.min_length, self.max_per_video, self.localization,
-                           self.eval_protocol, self.busy],
-                          layout=w.Layout(min_width="400px"))
-        listing = w.VBox([w.HBox([self.search, self.sort]), self.videos, self.klass], layout=w.Layout(min_width="460px"))
-        files = w.VBox([w.HBox([self.open_path, self.open_button]), w.HBox([self.compare_path, self.compare_button])])
+                           self.eval_protocol, self.busy], layout=w.Layout(flex="1 1 340px", min_width="0"))
+        listing = w.VBox([w.HBox([self.search, self.sort], layout=w.Layout(width="100%")), self.videos, self.klass],
+                         layout=w.Layout(flex="1 1 340px", min_width="0"))
+        numbers = w.VBox([self.map_table, self.summary], layout=w.Layout(flex="0 1 300px", min_width="0"))
+        files = w.VBox([w.HBox([self.open_path, self.open_button], layout=w.Layout(width="100%")),
+                        w.HBox([self.compare_path, self.compare_button], layout=w.Layout(width="100%"))],
+                       layout=w.Layout(flex="1 1 340px", min_width="0"))
         return w.VBox(
             [
                 self.title,
                 self.message,
-                w.HBox([controls, listing, w.VBox([self.map_table, self.summary])]),
-                self.timeline.figure,
+                w.HBox([controls, listing, numbers], layout=w.Layout(**wrap, grid_gap="8px 24px")),
+                w.HBox([figure_box(self.timeline.figure, "600px"), self.frames], layout=w.Layout(**wrap)),
                 self.cursor,
                 self.cursor_info,
-                w.HBox([self.class_chart, self.error_chart]),
-                w.HBox([w.VBox([self.export_button, self.exports]), files]),
+                w.HBox([figure_box(self.class_chart, "420px"), figure_box(self.error_chart, "420px")], layout=w.Layout(**wrap)),
+                w.HBox([w.VBox([self.export_button, self.exports], layout=w.Layout(flex="1 1 300px", min_width="0")), files],
+                       layout=w.Layout(**wrap)),
             ],
-            layout=w.Layout(padding="6px"),
+            layout=w.Layout(padding="6px", width="100%", max_width="100%", overflow="hidden"),
         )
 
     def _title_html(self) -> str:
@@ -261,21 +244,41 @@ class Explorer:
 
     def request_refresh(self, note: str = "") -> None:
         """Recompute the whole split (in the background in the app); ``note``: a line to say once drawn."""
+        requested = time.monotonic()
+
         def job(generation: int) -> None:
+            drawn = False
             try:
-                if self._guard(self.refresh, generation) and note and not self.worker.superseded(generation):
+                drawn = self._guard(self.refresh, generation, requested) and not self.worker.superseded(generation)
+                if drawn and note:
                     self._say(note)  # an error stays on the page instead
             finally:
                 with self._busy_lock:
                     self._finished = max(self._finished, generation)
                     if not self.worker.superseded(generation):
                         self.busy.value = ""
+            if drawn and self.prefetch and self.worker.background:
+                self.worker.submit(self._compute_ahead)  # any move submitted later stops it
 
         generation = self.worker.submit(job)
         if self.worker.background:
             timer = threading.Timer(BUSY_AFTER_S, self._show_busy, args=(generation,))
             timer.daemon = True
             timer.start()
+
+    def _compute_ahead(self, generation: int) -> None:
+        """The thresholds a few steps either side of the drawn one, computed while nothing else is asked."""
+        settings, protocol, tiou = self.settings(), self.eval_protocol.value, self.tiou.value
+        if settings.localization != "paper":
+            return  # the released code's localization has no threshold
+        for threshold in neighbours(settings.threshold, self.prefetch):
+            if self.worker.superseded(generation):
+                return
+            try:
+                self.results.get(settings.replace(threshold=threshold), protocol, tiou,
+                                 stale=lambda: self.worker.superseded(generation))
+            except Exception:  # noqa: BLE001 - work ahead; a real move reports its own errors
+                return
 
     def _show_busy(self, generation: int) -> None:
         with self._busy_lock:  # not once that refresh (or a newer one) has ended
@@ -293,38 +296,36 @@ class Explorer:
             self.threshold.disabled = change["new"] == "wsad_code"  # the released code's threshold is the per-video midpoint
 
     # -- the whole split ---------------------------------------------------------------------
-    def refresh(self, generation: int | None = None) -> None:
-        """Re-localize and re-evaluate the whole split, then redraw everything.
+    def refresh(self, generation: int | None = None, requested: float | None = None) -> None:
+        """Re-localize and re-evaluate the whole split (or take the results kept for these settings), then redraw.
 
-        ``generation``: the background job's; once a newer request exists, this one stops
-        between its steps without drawing (the newer one draws).
+        Everything is computed first, then drawn in one go: one batch of messages per recompute, each
+        widget's once (and none for a widget whose content did not change). ``generation``: the
+        background job's; once a newer request exists, this one stops between its steps and draws nothing
+        (the newer one draws). ``requested``: when the move came (monotonic seconds); a background
+        result is drawn no sooner than SETTLE_S after it, so that of quick moves only the last is drawn.
         """
         def stale() -> bool:
             return generation is not None and self.worker.superseded(generation)
 
-        settings = self.settings()
-        protocol = self.eval_protocol.value
-        localizer = self.localizer
-        evaluation = localizer.evaluate(settings, iou_thresholds=TABLE_THRESHOLDS, eval_protocol=protocol)
-        if stale():
+        settings, protocol, tiou = self.settings(), self.eval_protocol.value, self.tiou.value
+        computed = self.results.get(settings, protocol, tiou, stale)
+        if computed is None or stale():
             return
-        video_table = localizer.video_table(settings, tiou=self.tiou.value, eval_protocol=protocol)
-        if stale():
-            return
-        self.evaluation, self.video_table = evaluation, video_table
-        columns = {"ours": evaluation.mean_ap}
+        if requested is not None and self.worker.background:
+            time.sleep(max(0.0, SETTLE_S - (time.monotonic() - requested)))
+            if stale():
+                return
+        evaluation, video_table = computed.evaluation, computed.video_table
+        self.evaluation, self.video_table, self.errors = evaluation, video_table, computed.errors
+        columns = {"ours": map_column(evaluation.per_class.mean(axis=0), self.activitynet)}
         for name in self.compared:
             columns[name] = self._compared_map(name, protocol)
-        self.map_table.value = map_table_html(columns)
+        self.map_table.value = map_table_html(columns, table_keys(self.activitynet))
         self._draw_classes(evaluation, protocol)
-        self._draw_errors(settings, protocol)
+        self._draw_errors(computed.errors, tiou)
         self._fill_list()
-        cap = settings.max_per_video
-        self.summary.value = (f"<div>{int(self.video_table['detections'].sum())} detections"
-                              f"{'' if cap is None else f' (at most {cap} per video)'}; "
-                              f"{int(self.video_table['true_positives'].sum())} true positives at tIoU {self.tiou.value:g}; "
-                              f"{int(self.video_table['missed'].sum())} of {int(self.video_table['ground_truth'].sum())} "
-                              f"ground-truth instances missed ({protocol} evaluation)</div>")
+        self.summary.value = summary_html(video_table, settings.max_per_video, tiou, protocol)
         self._draw_video()
         self.exports.value = ""  # made on demand (the export button): they would cost more than the update itself
         self._say()
@@ -335,58 +336,57 @@ class Explorer:
             ground_truth = self.localizer.ground_truth
             detections = self.compared[name]
             self._compared_ap[key] = per_class_ap(ground_truth, detections[detections["label"].isin(ground_truth["label"])],
-                                                  TABLE_THRESHOLDS, protocol)
+                                                  evaluated_thresholds(self.activitynet), protocol)
         return self._compared_ap[key]
 
     def _compared_map(self, name: str, protocol: str) -> pd.Series:
-        return with_average(self._compared_per_class(name, protocol).mean(axis=0))
+        return map_column(self._compared_per_class(name, protocol).mean(axis=0), self.activitynet)
 
     def _draw_classes(self, evaluation, protocol) -> None:
         tiou = min(TABLE_THRESHOLDS, key=lambda t: abs(t - self.tiou.value))
         names = [str(c) for c in evaluation.per_class.index]
+        title = f"per-class AP at tIoU {tiou:g} ({protocol})"
         with self.class_chart.batch_update():
             self.class_chart.data[0].update(x=names, y=100 * evaluation.per_class[tiou].to_numpy())
             for offset, name in enumerate(self.compared, start=1):
                 per_class = self._compared_per_class(name, protocol)[tiou].reindex(names)
                 self.class_chart.data[offset].update(x=names, y=100 * per_class.to_numpy())
-            self.class_chart.layout.title = dict(text=f"per-class AP at tIoU {tiou:g} ({protocol})", font=dict(size=13))
+            if self.class_chart.layout.title.text != title:
+                self.class_chart.layout.title = dict(text=title, font=dict(size=13))
 
-    def _draw_errors(self, settings, protocol) -> None:
-        detections = self.localizer.detections(settings)
-        breakdown = error_breakdown(self.localizer.ground_truth, detections, tiou=self.tiou.value, protocol=protocol,
-                                    bins=length_bins(self.localizer))
-        self.errors = breakdown
+    def _draw_errors(self, breakdown, tiou: float) -> None:
         counts = breakdown.false_positives.counts.drop("true_positive", errors="ignore")
         missed = breakdown.missed_by_length
+        title = f"false positives by type, missed ground truth by length (tIoU {tiou:g})"
         with self.error_chart.batch_update():
             self.error_chart.data[0].update(x=[str(i).replace("_", " ") for i in counts.index], y=counts.to_numpy())
             self.error_chart.data[1].update(x=[f"missed {b}" for b in missed["bucket"]], y=missed["missed"].to_numpy())
-            self.error_chart.layout.title.text = f"false positives by type, missed ground truth by length (tIoU {self.tiou.value:g})"
+            if self.error_chart.layout.title.text != title:
+                self.error_chart.layout.title.text = title
 
     # -- the video list -----------------------------------------------------------------------
-    def _fill_list(self) -> None:
-        table = self.video_table
-        needle = self.search.value.strip().lower()
-        if needle:
-            table = table[table["video"].str.lower().str.contains(needle, regex=False)]
-        column, ascending = SORT_KEYS[self.sort.value]
-        table = table.sort_values([column, "video"], ascending=[ascending, True], na_position="last")
-        options = [
-            (f"{row.video}  AP {'—' if np.isnan(row.ap) else f'{100 * row.ap:.0f}'}  missed {row.missed}  FP {row.false_positives}"
-             f"  {row.duration:.0f}s", row.video)
-            for row in table.itertuples()
-        ]
-        current = self.videos.value
-        with self._quietly():
-            self.videos.options = options
+    def _fill_list(self) -> bool:
+        """Show the videos (search, sort) with their current numbers; True if the chosen video changed.
+
+        The list keeps its widget and its choice: new labels go out in one message with the choice, and
+        no message at all when nothing changed. A choice that left the list (a search) moves to the first.
+        """
+        options = tuple(video_options(self.video_table, self.search.value, self.sort.value))
         values = [value for _, value in options]
-        if current in values:
-            self.videos.value = current  # no change event: the same value
-        elif values:
-            self.videos.value = values[0]
+        current = self.videos.value
+        chosen = current if current in values else (values[0] if values else None)
+        if options != self._list_options:
+            with self._quietly(), self.videos.hold_sync():
+                self.videos.options = options
+                self.videos.value = chosen
+            self._list_options = options
+        if chosen is not None and chosen != current:
+            self._choose(chosen)
+            return True
+        return False
 
     def _on_list_change(self, change) -> None:
-        self._guard(self._fill_list)
+        self._guard(lambda: self._fill_list() and self._draw_video())
 
     def _on_video(self, change) -> None:
         if self._is_quiet() or change["new"] is None:
@@ -394,13 +394,16 @@ class Explorer:
         self._guard(self._pick_video, change["new"])
 
     def _pick_video(self, video: str) -> None:
+        self._choose(video)
+        self._draw_video()
+
+    def _choose(self, video: str) -> None:
+        """A new video: its classes (ground truth first), the cursor at its start."""
         with self._quietly():
             self.klass.options = self.localizer.top_classes(video)
             self.klass.value = self.klass.options[0]
-            duration = self.localizer.duration(video)
-            self.cursor.max = max(duration, 0.01)
+            self.cursor.max = max(self.localizer.duration(video), 0.01)
             self.cursor.value = 0.0
-        self._draw_video()
 
     def _on_class(self, change) -> None:
         if not self._is_quiet():
@@ -475,6 +478,8 @@ class Explorer:
             if unknown:
                 raise wtal_kit.InputError(f"the compared results {name!r} name videos outside these scores", file=path)
         self.localizer = localizer
+        self.activitynet, self.bins = is_activitynet_scale(localizer), length_bins(localizer)
+        self.results = SplitResults(localizer, evaluated_thresholds(self.activitynet), self.bins)
         self.label = short_name(path)
         self.title.value = self._title_html()
         self._compared_ap.clear()
@@ -509,11 +514,6 @@ def explorer_app(source: str | Path, compare: dict | None = None, roots=(), back
     return Explorer(localizer, compared, label=short_name(path), path_policy=policy, background=background)
 
 
-def short_name(path: Path) -> str:
-    """The last two parts of a path (runs/demo): enough to recognise it, no machine-specific prefix."""
-    return str(Path(*Path(path).parts[-2:]))
-
-
 ENV_RUN, ENV_COMPARE, ENV_ROOTS = "WTAL_EXPLORE_RUN", "WTAL_EXPLORE_COMPARE", "WTAL_EXPLORE_ROOTS"
 DEFAULT_RUN = "runs/demo"
 
@@ -523,17 +523,6 @@ class Unavailable:
 
     def __init__(self, problem: str):
         self.widget = w.HTML(f"<div style='color:#b00020'>The explorer could not open its data: {html.escape(problem)}</div>")
-
-
-def parse_compare(text: str) -> dict:
-    """``NAME=FILE,NAME=FILE`` (a bare FILE is named after its stem) -> {name: path}."""
-    compared = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, _, path = item.partition("=")
-        if not path:
-            name, path = Path(item).stem, item
-        compared[name] = Path(path)
-    return compared
 
 
 def explorer_from_parameters(run: str = "", compare: str = "", roots: str = ""):

@@ -34,7 +34,7 @@ from wtal_kit.apps import sessions
 from wtal_kit.config import BUDGETS, Config
 from wtal_kit.data.catalog import layout_of
 from widgets.explorer import explorer_app
-from widgets.timeline import sync_initial_state
+from widgets.livefigure import TEMPLATE, LiveFigure
 
 THROTTLE = 0.2  # seconds between two redraws of the live charts
 MAX_CURVE_POINTS = 600  # the loss curves are thinned to at most this many points
@@ -154,7 +154,7 @@ class Sliders:
         # One figure, two panels: the live run (loss terms, mAP at each evaluation) and mAP vs tIoU of every
         # finished run. One plotly widget only: the page gives each one 2 s to start, and on a loaded
         # 2-core machine a second figure sometimes missed it and never drew.
-        self.figure = go.FigureWidget(layout=go.Layout(
+        self.figure = LiveFigure(layout=go.Layout(template=TEMPLATE,
             height=470, width=1180, margin=dict(l=60, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.22),
             xaxis=dict(title="iteration", domain=[0, 0.42]), yaxis=dict(title="loss"),
             yaxis2=dict(title="mAP avg (%)", overlaying="y", side="right", rangemode="tozero"),
@@ -189,7 +189,6 @@ class Sliders:
         self._building = False
         self._guard(self.check)
         self._draw_table()
-        sync_initial_state(self.figure)
 
     # -- layout ---------------------------------------------------------------------------
     def _row(self, name, *extra) -> w.HBox:

@@ -13,14 +13,13 @@ those arrays into it inside one ``batch_update``.
 
 from __future__ import annotations
 
-from copy import deepcopy
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 import wtal_kit
 from wtal_kit.timegrid import segment_containing
+from widgets.livefigure import TEMPLATE, LiveFigure
 
 COLORS = {
     "curve": "#1f77b4",
@@ -116,21 +115,11 @@ def cursor_report(view: wtal_kit.VideoView, seconds: float) -> str:
     return " · ".join(parts)
 
 
-def sync_initial_state(figure: go.FigureWidget) -> None:
-    """Make the state a browser reads on first display match the figure's current data and layout.
-
-    plotly >= 6 sends updates made before a FigureWidget is displayed as messages that no
-    view receives, and its synced state keeps the constructor's (empty) figure; this copies
-    the current figure into that state, as plotly's own constructor does.
-    """
-    figure._widget_layout = deepcopy(figure._layout_obj._props)
-    figure._widget_data = deepcopy(figure._data)
-
-
 class Timeline:
     """The figure of one video; ``show(view, compared, cursor)`` rewrites it in place."""
 
-    def __init__(self, compare_names=(), height: int = 440, width: int = 1280):
+    def __init__(self, compare_names=(), height: int = 440, width: int | None = None):
+        """``width`` None: the figure fills its box (plotly's autosize), in a page or a notebook's output."""
         self.compare_names = list(compare_names)
         bar = dict(orientation="h", yaxis="y2", xaxis="x", hoverinfo="text", showlegend=False)
         traces = [
@@ -142,9 +131,10 @@ class Timeline:
             go.Bar(name="false positives", marker_color=COLORS["fp"], **bar),
             go.Bar(name=AMBIGUOUS_ROW, marker_color=COLORS["ambiguous"], **bar),
         ] + [go.Bar(name=name, marker_color=COLORS["compare"], **bar) for name in self.compare_names]
-        self.figure = go.FigureWidget(
+        self.figure = LiveFigure(
             data=traces,
             layout=go.Layout(
+                template=TEMPLATE,
                 height=height,
                 width=width,
                 margin=dict(l=110, r=20, t=70, b=40),

@@ -147,16 +147,66 @@ def evaluate_detections(ground_truth: pd.DataFrame, detections: pd.DataFrame, io
     return Evaluation(with_average(per_class.mean(axis=0).rename("mAP")), per_class)
 
 
-def with_average(map_series: pd.Series) -> pd.Series:
-    """``map_series`` plus an ``"avg"`` entry (mean over the thresholds), for tables."""
+AVERAGE = "avg"  # the paper's average: the mean mAP over tIoU 0.1, 0.3, 0.5 and 0.7 (PAPER_TIOUS), and no other
+
+
+def average_label(thresholds) -> str:
+    """The name of the mean mAP over ``thresholds``: "avg" for the paper's 0.1, 0.3, 0.5, 0.7 only.
+
+    Any other set is named with it, so that two different averages never share a name: an evenly
+    spaced set of three or more reads start:step:stop ("avg 0.1:0.1:0.9", "avg 0.5:0.05:0.95"), any
+    other lists its thresholds ("avg 0.3,0.5").
+    """
+    values = sorted({round(float(t), 6) for t in thresholds})
+    if not values:
+        raise ValueError("average_label: no threshold to average over")
+    if values == sorted(PAPER_TIOUS):
+        return AVERAGE
+    steps = np.round(np.diff(values), 6)
+    if len(values) >= 3 and np.all(steps == steps[0]):
+        return f"{AVERAGE} {values[0]:g}:{steps[0]:g}:{values[-1]:g}"
+    return f"{AVERAGE} " + ",".join(f"{v:g}" for v in values)
+
+
+def is_average(key) -> bool:
+    """True for the key of an average in an mAP series ("avg", "avg 0.1:0.1:0.9", ...), False for a threshold."""
+    return isinstance(key, str) and key.split(" ", 1)[0] == AVERAGE
+
+
+def main_average(map_series: pd.Series) -> str:
+    """The key of the average to quote for ``map_series``: "avg" when it has the paper's, else its first labelled one."""
+    keys = [key for key in map_series.index if is_average(key)]
+    if not keys:
+        raise ValueError("main_average: the Series has no average (see with_average)")
+    return AVERAGE if AVERAGE in keys else keys[0]
+
+
+def with_average(map_series: pd.Series, sets=None) -> pd.Series:
+    """``map_series`` (mAP per tIoU threshold) plus its averages, for tables.
+
+    - ``"avg"``: the paper's average, the mean over 0.1, 0.3, 0.5 and 0.7, when all four are in the series;
+    - for each set of ``sets`` (default: the series' own thresholds) that is not the paper's and whose
+      thresholds are all in the series: the mean over it, named by :func:`average_label` ("avg 0.1:0.1:0.9").
+
+    A series of the paper's four thresholds gets exactly one entry, "avg", as it always had.
+    """
     if not isinstance(map_series, pd.Series):
         raise TypeError(f"with_average expects a pandas Series, got {type(map_series).__name__}")
     if len(map_series) == 0:
         raise ValueError("with_average: the Series is empty, there is nothing to average")
-    if "avg" in map_series.index:
-        raise ValueError("with_average: the Series already has an 'avg' entry")
-    average = pd.Series([map_series.mean()], index=["avg"], name=map_series.name)
-    out = pd.concat([map_series.astype(np.float64), average])
+    if any(is_average(key) for key in map_series.index):
+        raise ValueError("with_average: the Series already has an average")
+    values = map_series.astype(np.float64)
+    by_threshold = {round(float(t), 6): t for t in values.index}
+    averages = {}
+    if all(round(t, 6) in by_threshold for t in PAPER_TIOUS):
+        averages[AVERAGE] = values[[by_threshold[round(t, 6)] for t in PAPER_TIOUS]].mean()
+    for chosen in ([list(values.index)] if sets is None else sets):
+        keys = [by_threshold.get(round(float(t), 6)) for t in chosen]
+        label = average_label(chosen)
+        if label != AVERAGE and None not in keys:
+            averages[label] = values[keys].mean()
+    out = pd.concat([values, pd.Series(list(averages.values()), index=list(averages), name=map_series.name, dtype=np.float64)])
     out.index.name = map_series.index.name
     return out
 

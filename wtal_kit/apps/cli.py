@@ -30,7 +30,8 @@ from wtal_kit.apps.flags import (
     config_from_args,
     localization_settings,
 )
-from wtal_kit.apps.serve import app_notebook, serve_app, serve_explorer
+from wtal_kit.apps.serve import (CLOSE_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_POOL_SIZE, app_notebook, serve_app,
+                                 serve_explorer)
 from wtal_kit.errors import InputError, WtalError
 from wtal_kit.video import command as features_command
 from wtal_kit.timegrid import DEFAULT_SECONDS_PER_SEGMENT
@@ -179,7 +180,7 @@ def cmd_demo(args) -> int:
         return 0
     run_dir = Path(args.run_dir).resolve()
     print("\nStarting the detection explorer on this run (first start: a few seconds) ...", flush=True)
-    return serve_explorer(run_dir, [], [str(run_dir)], port=args.port)
+    return serve_explorer(run_dir, [], [str(run_dir)], port=args.port, pool_size=args.pool_size, idle_timeout=args.idle_timeout)
 
 
 def cmd_reproduce(args) -> int:
@@ -230,7 +231,8 @@ def cmd_explore(args) -> int:
         read_detections_json(path, classes=classes)  # fail here, in one line, rather than in the page
         compare.append(f"{name}={Path(path).resolve()}")
     roots = [str(Path(root).resolve()) for root in (args.root or [])] or [str(source if source.is_dir() else source.parent)]
-    return serve_explorer(source, compare, roots, host=args.host, port=args.port)
+    return serve_explorer(source, compare, roots, host=args.host, port=args.port, pool_size=args.pool_size,
+                          idle_timeout=args.idle_timeout)
 
 
 def cmd_sliders(args) -> int:
@@ -249,10 +251,22 @@ def cmd_sliders(args) -> int:
         raise InputError("not a folder", file=store)
     return serve_app(app_notebook("sliders"), "The hyperparameter sliders app", "sliders",
                      {"store": store, "preset": args.preset, "layout": args.layout, "workers": args.workers},
-                     host=args.host, port=args.port, browser=not args.no_browser)
+                     host=args.host, port=args.port, browser=not args.no_browser, pool_size=args.pool_size,
+                     idle_timeout=args.idle_timeout)
 
 
 # -- parser ----------------------------------------------------------------------------------
+def add_kernel_flags(parser) -> None:
+    """--pool-size and --idle-timeout of a served app (wtal_kit.apps.serve)."""
+    group = parser.add_argument_group("kernels (one per open page)")
+    group.add_argument("--pool-size", type=int, default=DEFAULT_POOL_SIZE, metavar="N",
+                       help="kernels that have already run the app and wait for the next page (opens in about a second; "
+                            f"each holds the app's memory); 0: every page starts its own [{DEFAULT_POOL_SIZE}]")
+    group.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT, metavar="SECONDS",
+                       help=f"a closed page's kernel is shut down {CLOSE_GRACE:g} s after its page closed; one that no page "
+                            f"ever reached is culled after this many seconds without activity [{DEFAULT_IDLE_TIMEOUT:g}]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="wtal", description=__doc__.split("\n\n")[0] + " — weakly-supervised temporal action "
                                      "localization with deep metric learning (Islam & Radke, WACV 2020).",
@@ -318,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind; anything but loopback is reachable by others (no authentication) [127.0.0.1]")
     p.add_argument("--port", type=int, default=None, help="port [8866, or the next free one]")
     p.add_argument("--root", action="append", metavar="FOLDER", help="folders the page may open files from (repeatable) [the source's folder]")
+    add_kernel_flags(p)
     p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("demo", help="train the quick model on the embedded benchmark (cached) and print its mAP table")
@@ -328,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=None,
                    help="train this many iterations instead of the preset's (a smoke test: the result is not the default model) [1500]")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_kernel_flags(p)
     p.set_defaults(func=cmd_demo)
 
     from wtal_kit.apps.sessions import DEFAULT_PRESET, LAYOUTS, PRESETS
@@ -351,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="--time-preset: torch CPU threads (1: CPU seconds that hardly depend on other jobs) [one per core]")
     add_field_flag(p, "device", default_note="default; --time-preset only, where it means cpu")
+    add_kernel_flags(p)
     p.set_defaults(func=cmd_sliders)
 
     p = sub.add_parser("reproduce", help="train the paper's tables and figures and write them as reports",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from pathlib import Path
 
@@ -115,5 +116,11 @@ def check_numeric_flags(args) -> None:
         value = getattr(args, name, None)
         if value is not None and not 1 <= value <= checks.MAX_INT:
             raise InputError(f"--{name.replace('_', '-')} must be a positive integer (at most {checks.MAX_INT}), got {value}")
+    pool_size = getattr(args, "pool_size", None)
+    if pool_size is not None and not 0 <= pool_size <= 16:
+        raise InputError(f"--pool-size must be in 0..16 (each kernel holds the app's memory), got {pool_size}")
+    idle_timeout = getattr(args, "idle_timeout", None)
+    if idle_timeout is not None and not (math.isfinite(idle_timeout) and idle_timeout > 0):
+        raise InputError(f"--idle-timeout must be a number of seconds > 0, got {idle_timeout:g}")
 
 

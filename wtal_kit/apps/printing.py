@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from wtal_kit.evaluate import is_average
+
 
 def format_map_rows(rows: list[tuple[str, pd.Series]], percent_rows: set[str] = frozenset()) -> str:
     """A plain-text table: one labelled row per (label, mAP series); values shown in %.
@@ -20,16 +22,17 @@ def format_map_rows(rows: list[tuple[str, pd.Series]], percent_rows: set[str] = 
         for key in series.index:
             if key not in columns:
                 columns.append(key)
-    numeric = sorted(c for c in columns if c != "avg")
-    columns = numeric + (["avg"] if "avg" in columns else [])
+    numeric = sorted(c for c in columns if not is_average(c))
+    columns = numeric + [c for c in columns if is_average(c)]  # "avg" (the paper's) and any labelled average
     width = max(len(label) for label, _ in rows)
-    header = "mAP (%)".ljust(width) + "".join(f"{('@' + format(c, 'g')) if c != 'avg' else 'avg':>8}" for c in columns)
+    heads = [c if is_average(c) else "@" + format(c, "g") for c in columns]
+    header = "mAP (%)".ljust(width) + "".join(f"{head:>{max(8, len(head) + 2)}}" for head in heads)
     lines = [header, "-" * len(header)]
     for label, series in rows:
         scale = 1.0 if label in percent_rows else 100.0
         cells = []
-        for c in columns:
+        for c, head in zip(columns, heads):
             value = series.get(c, np.nan)
-            cells.append(f"{'—' if pd.isna(value) else format(scale * float(value), '.1f'):>8}")
+            cells.append(f"{'—' if pd.isna(value) else format(scale * float(value), '.1f'):>{max(8, len(head) + 2)}}")
         lines.append(label.ljust(width) + "".join(cells))
     return "\n".join(lines)

@@ -16,9 +16,16 @@ What the server does (see :func:`voila_command`):
 
 * binds to ``127.0.0.1`` by default (a warning is issued for any non-loopback host: the
   server has no authentication) on exactly the port asked for (no silent retry elsewhere);
-* serves that one notebook, executed by a fresh kernel for every page load; sources are
+* serves that one notebook from a pool of ``pool_size`` preheated kernels (Voilà's ``preheat_kernel``):
+  each kernel has run the notebook before a page asks, so a page only connects to it and draws; the pool
+  refills in the background. The parameters reach the notebook as environment variables fixed when the
+  server starts (one server per app and parameters), so a preheated kernel already has them. Sources are
   stripped from the page and tracebacks are never sent to it: a failed cell shows
   "There was an error when executing cell [N]. Details are in the server log." (it has them);
+* shuts a page's kernel down :data:`CLOSE_GRACE` seconds after the page's last websocket closes (a tab
+  closed, reloaded or navigated away; ``widgets.voila_kernels.PageKernelManager``), and culls a kernel
+  that no page is connected to after ``idle_timeout`` seconds without activity (jupyter_server's culling:
+  a kernel whose page never connected); the preheated pool is never culled;
 * serves no other file: the notebook's folder is the root, ``/voila/files/`` refuses every
   file, and any other path of the single-notebook app redirects there (so ``/tree``,
   ``/api/contents`` and ``/voila/files/../..`` get 403, 404 or 500, never content); the
@@ -26,7 +33,10 @@ What the server does (see :func:`voila_command`):
 * renders with a small template (``wtal-offline``, written to a temporary folder put on
   ``JUPYTER_PATH``) that is Voilà's ``lab`` template less its two Font Awesome stylesheets
   from a public CDN: Voilà's own bundle already ships Font Awesome, and a stylesheet in the
-  page head that a firewall silently drops would block rendering until it times out.
+  page head that a firewall silently drops would block rendering until it times out;
+* serves plotly's widget module once, as a static file of that template, and names it to the kernels
+  in ``WTAL_FIGURE_MODULE`` (see ``widgets.livefigure``: one download and one run of plotly.js per page
+  instead of 5 MB of state and one run per figure, which made anywidget give up on a figure).
 
 Notebook parameters arrive as environment variables of the kernel: ``params={"run": path}``
 sets ``WTAL_EXPLORE_RUN`` (see :func:`notebook_env`); the notebook reads ``os.environ``.
@@ -34,7 +44,10 @@ sets ``WTAL_EXPLORE_RUN`` (see :func:`notebook_env`); the notebook reads ``os.en
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import ipaddress
+import math
 import os
 import re
 import shutil
@@ -53,6 +66,9 @@ from typing import IO, Mapping
 from wtal_kit.errors import InputError
 
 __all__ = [
+    "CLOSE_GRACE",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_POOL_SIZE",
     "DEFAULT_PORT",
     "app_notebook",
     "serve_app",
@@ -62,6 +78,7 @@ __all__ = [
     "TEMPLATE",
     "free_port",
     "health_url",
+    "kernels_text",
     "is_loopback",
     "notebook_env",
     "serve",
@@ -73,6 +90,11 @@ __all__ = [
 DEFAULT_PORT = 8866
 ENV_PREFIX = "WTAL_EXPLORE_"
 TEMPLATE = "wtal-offline"
+DEFAULT_POOL_SIZE = 1  # preheated kernels waiting for the next page (each holds the app: ~0.4 GB for the explorer)
+DEFAULT_IDLE_TIMEOUT = 120  # seconds: a kernel no page is connected to is culled after this long without activity
+CLOSE_GRACE = 5  # seconds between a page's last websocket closing and its kernel's shutdown (a reconnect keeps it)
+KERNEL_MANAGER = "widgets.voila_kernels.PageKernelManager"
+FIGURE_MODULE_ENV = "WTAL_FIGURE_MODULE"  # read by widgets.livefigure in the kernels
 # What the page says, after "There was an error when executing cell [N].", instead of a traceback.
 CELL_ERROR_INSTRUCTION = "Details are in the server log."
 _NOTHING = "(?!x)x"  # a regular expression that matches no path: /voila/files/ serves nothing
@@ -178,13 +200,24 @@ def notebook_env(params: Mapping[str, object] | None) -> dict[str, str]:
     return env
 
 
+def check_pool(pool_size: int, idle_timeout: float) -> None:
+    """``pool_size`` >= 0 (0: no preheated kernel, each page starts one) and ``idle_timeout`` > 0, or an InputError."""
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 0:
+        raise InputError(f"must be a whole number >= 0, got {pool_size!r}", field="pool_size")
+    if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or not idle_timeout > 0:
+        raise InputError(f"must be a number of seconds > 0, got {idle_timeout!r}", field="idle_timeout")
+
+
 def voila_command(notebook: str | os.PathLike, port: int, host: str = "127.0.0.1",
-                  env_params: Mapping[str, object] | None = None) -> list[str]:
+                  env_params: Mapping[str, object] | None = None, pool_size: int = DEFAULT_POOL_SIZE,
+                  idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> list[str]:
     """The ``voila`` command line that serves ``notebook`` (see the module's docstring).
 
     The template named by ``--template`` is found only with :func:`serve`'s ``JUPYTER_PATH``;
     ``env_params`` (optional) make it a self-contained POSIX command: ``env NAME=VALUE voila ...``.
+    ``pool_size``: preheated kernels (0: none); ``idle_timeout``: seconds before an unconnected kernel is culled.
     """
+    check_pool(pool_size, idle_timeout)
     notebook = Path(notebook).resolve()
     command = [
         "voila",
@@ -202,30 +235,65 @@ def voila_command(notebook: str | os.PathLike, port: int, host: str = "127.0.0.1
         f"--template={TEMPLATE}",
         "--VoilaConfiguration.allow_template_override=NO",  # no ?template= back to the CDN one
         "--VoilaConfiguration.allow_theme_override=NO",
+        # plotly's JupyterLab extension renders plotly's mime type (4.8 MB of plotly.js, run in every page);
+        # the apps draw FigureWidgets only (anywidget), so the page does not load it
+        "--VoilaConfiguration.extension_denylist=jupyterlab-plotly",
+        f"--VoilaConfiguration.multi_kernel_manager_class={KERNEL_MANAGER}",  # a closed page's kernel is shut down
+        f"--PageKernelManager.close_grace={CLOSE_GRACE}",
+        f"--MappingKernelManager.cull_idle_timeout={int(math.ceil(idle_timeout))}",  # and one no page ever reached
+        f"--MappingKernelManager.cull_interval={max(1, int(math.ceil(min(idle_timeout / 2, 30))))}",
+        "--MappingKernelManager.cull_connected=False",  # a page left open keeps its kernel
     ]
+    if pool_size > 0:
+        command += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
     if env_params:
         command = ["env", *(f"{k}={v}" for k, v in notebook_env(env_params).items()), *command]
     return command
 
 
-def _write_template() -> Path:
-    """A fresh private folder (mode 0700) with ``voila/templates/wtal-offline/``, for ``JUPYTER_PATH``."""
+def plotly_module() -> tuple[Path, str] | None:
+    """plotly's widget module (the file its FigureWidget inlines) and a versioned name for it; None without plotly.
+
+    Found without importing plotly (this module imports no UI package).
+    """
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bundle = Path(list(spec.submodule_search_locations)[0]) / "package_data" / "widgetbundle.js"
+    if not bundle.is_file():
+        return None
+    return bundle, f"plotly-widget-{importlib.metadata.version('plotly')}.js"
+
+
+def _write_template() -> tuple[Path, str | None]:
+    """A fresh private folder (mode 0700) with ``voila/templates/wtal-offline/``, for ``JUPYTER_PATH``.
+
+    Also the template's ``static/`` with plotly's widget module (a copy of plotly's file); returns the
+    folder and that module's URL path under the server's base URL (None without plotly).
+    """
     root = Path(tempfile.mkdtemp(prefix="wtal-voila-"))
     folder = root / "voila" / "templates" / TEMPLATE
-    folder.mkdir(parents=True)
+    (folder / "static").mkdir(parents=True)
     for name, text in _TEMPLATE_FILES.items():
         (folder / name).write_text(text)
-    return root
+    module = plotly_module()
+    if module is None:
+        return root, None
+    bundle, name = module
+    shutil.copyfile(bundle, folder / "static" / name)  # a copy: the static handler refuses a link out of its folder
+    return root, f"voila/templates/{TEMPLATE}/static/{name}"
 
 
 # -- running it ----------------------------------------------------------------------------
 def serve(notebook: str | os.PathLike, port: int | None = None, host: str = "127.0.0.1",
           params: Mapping[str, object] | None = None, quiet: bool = False,
-          log: IO | int | None = None) -> subprocess.Popen:
+          log: IO | int | None = None, pool_size: int = DEFAULT_POOL_SIZE,
+          idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> subprocess.Popen:
     """Start Voilà on ``notebook`` in a subprocess (its own process group) and return it at once.
 
     ``port`` None: :func:`free_port` from 8866. ``params``: see :func:`notebook_env`. ``log``: where
     the server's output goes (a file object or ``subprocess.DEVNULL``; None: this process's).
+    ``pool_size``, ``idle_timeout``: see :func:`voila_command`.
     The returned process has ``url`` (the app's address), ``port`` and ``ready_url`` (a cheap
     page for :func:`wait_until_ready`, which does not start a kernel); end it with :func:`stop`.
     """
@@ -237,12 +305,17 @@ def serve(notebook: str | os.PathLike, port: int | None = None, host: str = "127
     if not is_loopback(host):
         warnings.warn(f"serving on {host}: anyone who can reach this address can use the app "
                       "(no authentication); use 127.0.0.1 unless you mean it", stacklevel=2)
+    check_pool(pool_size, idle_timeout)
     env = {**os.environ, **notebook_env(params)}
     port = free_port(host=host) if port is None else int(port)
-    template_root = _write_template()
+    template_root, module_path = _write_template()
     env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(template_root), os.environ.get("JUPYTER_PATH")) if p)
+    env.pop(FIGURE_MODULE_ENV, None)
+    if module_path is not None:
+        env[FIGURE_MODULE_ENV] = module_path
     # the kernels' connection files (their keys) go into the same private folder, removed by stop()
-    command = [sys.executable, "-m", "voila", *voila_command(notebook, port, host)[1:],
+    command = [sys.executable, "-m", "voila",
+               *voila_command(notebook, port, host, pool_size=pool_size, idle_timeout=idle_timeout)[1:],
                f"--Voila.connection_dir_root={template_root}"]
     try:
         process = subprocess.Popen(command, env=env, cwd=notebook.parent, stdin=subprocess.DEVNULL,
@@ -331,15 +404,26 @@ def app_notebook(name: str) -> Path:
     return path
 
 
-def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None) -> int:
+def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None,
+                   pool_size: int = DEFAULT_POOL_SIZE, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
     """Serve the explorer until Ctrl-C or SIGTERM (or until the server ends)."""
     return serve_app(app_notebook("explorer"), "The detection explorer", "explore",
-                     {"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)}, host=host, port=port)
+                     {"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)}, host=host, port=port,
+                     pool_size=pool_size, idle_timeout=idle_timeout)
+
+
+def kernels_text(pool_size: int, idle_timeout: float) -> str:
+    """What the server does with kernels, in one line (printed when it starts)."""
+    pool = (f"{pool_size} preheated kernel{'s' if pool_size != 1 else ''} wait for the next page" if pool_size
+            else "each page starts its own kernel")
+    return (f"{pool}; a closed page's kernel is shut down {CLOSE_GRACE:g} s later, "
+            f"one no page reached after {idle_timeout:g} s idle")
 
 
 def serve_app(notebook: Path, title: str, name: str, params: dict, host: str = "127.0.0.1", port: int | None = None,
-              browser: bool = False) -> int:
+              browser: bool = False, pool_size: int = DEFAULT_POOL_SIZE, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
     """Serve a Voila app notebook until Ctrl-C or SIGTERM (or until the server ends); ``browser``: open it in one."""
+    check_pool(pool_size, idle_timeout)
     # Ctrl-C must stop the server even where this process was started with SIGINT ignored
     # (a background job of a non-interactive shell); SIGTERM stops it the same way.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -347,11 +431,12 @@ def serve_app(notebook: Path, title: str, name: str, params: dict, host: str = "
 
     port = port or free_port(host=host)
     log = tempfile.NamedTemporaryFile("w", prefix=f"wtal-{name}-", suffix=".log", delete=False)
-    process = serve(notebook, port=port, host=host, quiet=True, log=log, params=params)
+    process = serve(notebook, port=port, host=host, quiet=True, log=log, params=params, pool_size=pool_size,
+                    idle_timeout=idle_timeout)
     try:
         wait_until_ready(process.ready_url, timeout=120, process=process)  # a static file: starts no kernel
         print(f"{title} is served at {process.url}  (open it in a browser; Ctrl-C stops it)\n"
-              f"server log: {log.name}", flush=True)
+              f"kernels: {kernels_text(pool_size, idle_timeout)}\nserver log: {log.name}", flush=True)
         if browser:
             import webbrowser
 

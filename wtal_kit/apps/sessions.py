@@ -50,6 +50,7 @@ import pandas as pd
 from wtal_kit import checks, experiments
 from wtal_kit.config import Config
 from wtal_kit.data.catalog import LAYOUTS, layout_of
+from wtal_kit.data.runfolder import metric_key
 from wtal_kit.experiments import published
 from wtal_kit.errors import InputError, WtalError
 
@@ -419,7 +420,7 @@ class Session:
         run.message = "from the results store (no training)"
         try:
             metrics = entry.metrics
-            run.evaluations = [(int(row["iteration"]), {_tiou(c): float(row[c]) for c in row.index if c.startswith("map")})
+            run.evaluations = [(int(row["iteration"]), {metric_key(c): float(row[c]) for c in row.index if c.startswith("map")})
                                for _, row in metrics.iterrows()]
             # the log keeps each loss term's mean since the previous evaluation (not every iteration)
             run.losses = [(int(row["iteration"]), {term: float(row[f"loss_{term}"]) for term in ("total", "classification", "metric")
@@ -453,11 +454,6 @@ class Session:
                 listener(run, kind)
             except Exception:  # noqa: BLE001 - a drawing error must not end a training
                 pass
-
-
-def _tiou(column: str):
-    """metrics.csv's "map@0.5" -> 0.5, "map_avg" -> "avg"."""
-    return "avg" if column == "map_avg" else float(column.split("@")[1])
 
 
 # -- timing the small preset -----------------------------------------------------------------------

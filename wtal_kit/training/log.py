@@ -12,6 +12,8 @@ import torch
 from wtal_kit.atomic import atomic_path
 from wtal_kit.config import Config
 from wtal_kit.data.catalog import dataset_label
+from wtal_kit.data.runfolder import metric_column
+from wtal_kit.evaluate import average_label, is_average, main_average, with_average
 from wtal_kit.training.runs import METRICS
 
 
@@ -21,7 +23,10 @@ class MetricsLog:
     def __init__(self, run_dir: Path, config: Config):
         self.path = run_dir / METRICS
         self.fields = ["iteration", "loss_total", "loss_classification", "loss_metric"]
-        self.fields += [f"map@{t:g}" for t in config.iou_thresholds] + ["map_avg"]
+        # the averages the evaluation reports: "avg" (the paper's) when its four thresholds are evaluated,
+        # and the labelled mean over the config's thresholds when they are another set
+        self.averages = [key for key in with_average(pd.Series(1.0, index=list(config.iou_thresholds))).index if is_average(key)]
+        self.fields += [metric_column(t) for t in config.iou_thresholds] + [metric_column(key) for key in self.averages]
         self.thresholds = config.iou_thresholds
         self.writer = None
         try:
@@ -46,7 +51,7 @@ class MetricsLog:
 
     def append(self, iteration: int, mean_losses: dict, mean_ap: pd.Series) -> None:
         row = [iteration, mean_losses["total"], mean_losses["classification"], mean_losses.get("metric", float("nan"))]
-        row += [float(mean_ap[t]) for t in self.thresholds] + [float(mean_ap["avg"])]
+        row += [float(mean_ap[t]) for t in self.thresholds] + [float(mean_ap[key]) for key in self.averages]
         with open(self.path, "a", newline="") as handle:
             csv.writer(handle).writerow(row)
         if self.writer is not None:
@@ -111,4 +116,5 @@ class LossWindow:
 
 def map_line(config: Config, mean_ap: pd.Series, iteration: int, test_subset: str) -> str:
     cells = "  ".join(f"mAP@{t:g}={100 * mean_ap[t]:.1f}" for t in config.iou_thresholds)
-    return f"[{config.preset}] it {iteration}: {cells}  avg={100 * mean_ap['avg']:.1f}  (held-out split '{test_subset}', {dataset_label(config)})"
+    average = main_average(mean_ap)
+    return f"[{config.preset}] it {iteration}: {cells}  {average}={100 * mean_ap[average]:.1f}  (held-out split '{test_subset}', {dataset_label(config)})"

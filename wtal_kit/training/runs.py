@@ -29,6 +29,8 @@ from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.catalog import dataset_label, is_synthetic, load_dataset, split_subsets
 from wtal_kit.data.hdf5 import Scores, read_scores, write_scores
 from wtal_kit.data.jsonio import read_json_object, write_detections_json
+from wtal_kit.data.runfolder import CONFIG, RESULTS, detections_file_name, scores_file_name
+from wtal_kit.evaluate import is_average
 from wtal_kit.errors import InputError
 from wtal_kit.localizer import Localizer
 from wtal_kit.model import WtalModel
@@ -37,17 +39,7 @@ from wtal_kit.training.inference import Evaluated, build_model, infer, resolve_d
 
 CHECKPOINT = "checkpoint.pt"
 BEST_CHECKPOINT = "checkpoint_best.pt"
-CONFIG = "config.json"
 METRICS = "metrics.csv"
-RESULTS = "results.json"
-
-
-def scores_file_name(subset: str) -> str:
-    return f"scores_{subset}.h5"
-
-
-def detections_file_name(subset: str) -> str:
-    return f"detections_{subset}.json"
 
 
 # -- checkpoints ----------------------------------------------------------------------
@@ -139,7 +131,7 @@ def checkpoint_classes(path, config: Config) -> tuple[str, ...]:
 # -- results --------------------------------------------------------------------------
 def map_from_json(mapping: dict) -> pd.Series:
     """An mAP series (index: tIoU thresholds as floats, then "avg") from its JSON form."""
-    return pd.Series({("avg" if key == "avg" else float(key)): float(value) for key, value in mapping.items()}, name="mAP")
+    return pd.Series({(key if is_average(key) else float(key)): float(value) for key, value in mapping.items()}, name="mAP")
 
 
 def map_to_json(mean_ap: pd.Series) -> dict:
