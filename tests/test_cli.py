@@ -258,6 +258,7 @@ def test_explore_refuses_bad_input_in_one_line(tiny_run, tmp_path):
     _assert_one_line_error(run_cli("explore", tmp_path), "not a run folder")
     _assert_one_line_error(run_cli("explore", tiny_run, "--compare", "nameonly"), "NAME=RESULTS.json")
     _assert_one_line_error(run_cli("explore", tiny_run / "scores_test.h5", "--compare", f"x={tmp_path / 'none.json'}"), "none.json")
+    _assert_one_line_error(run_cli("explore", tiny_run, "--videos", tmp_path / "no-such-folder"), "not a folder of videos")
 
 
 @pytest.mark.slow

@@ -63,3 +63,39 @@ def test_in_the_background_a_stale_frame_is_dropped(folder):
     assert panel.wait(30)
     assert shown_index(panel.image.value) == int(1.5 * FPS)  # the last move wins
     assert panel.worker.dropped >= 1 or panel.worker.started == 16
+
+
+# -- in the explorer -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def own_scores():
+    """Scores of one's own two videos, without annotations (what `wtal features` + `wtal infer` make)."""
+    from wtal_kit.data.annotations import Annotations
+    from wtal_kit.data.hdf5 import Scores
+
+    sps = 0.64
+    annotations = Annotations.without_labels("mine", ["walk", "jump"], [2.0, 1.0]).with_classes(["A", "B"])
+    rng = np.random.default_rng(0)
+    logits = {"walk": rng.normal(size=(4, 2)).astype(np.float32), "jump": rng.normal(size=(2, 2)).astype(np.float32)}
+    return Scores(annotations=annotations, logits=logits, video_probs=rng.random((2, 2)).astype(np.float32),
+                  attrs={"seconds_per_segment": sps, "kappa": 4.0})
+
+
+def test_the_explorer_shows_the_frame_under_its_cursor_and_hides_what_needs_ground_truth(own_scores, folder):
+    import wtal_kit
+    from widgets.explorer import Explorer
+
+    app = Explorer(wtal_kit.Localizer(own_scores), videos=folder)
+    assert app.frames.layout.display == "" and app.frames.children == (app.frame_panel.widget,)
+    chosen = app.videos.value
+    assert app.frame_panel.video == chosen and len(app.frame_panel.strip.children) == THUMBS
+    if chosen != "walk":
+        app.videos.value = "walk"
+    app.cursor.value = 1.2  # the time cursor moves: the frame follows
+    assert shown_index(app.frame_panel.image.value) == int(1.2 * FPS)
+    app.threshold.value = 0.3  # a settings move redraws the view, not the thumbnails
+    assert shown_index(app.frame_panel.image.value) == int(1.2 * FPS)
+    # no ground truth: no mAP table, no charts, no evaluation controls; the page says why
+    assert app.map_table.value == "" and app.charts.layout.display == "none"
+    assert app.tiou.layout.display == "none" and app.eval_protocol.layout.display == "none"
+    assert "no ground truth for these videos" in app.summary.value and app.message.value == ""
+    assert app.video_table["detections"].sum() > 0

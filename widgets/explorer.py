@@ -80,7 +80,8 @@ class Explorer:
     """The explorer's widgets and state. ``Explorer(localizer, compared={"name": detections})``."""
 
     def __init__(self, localizer: wtal_kit.Localizer, compared: dict | None = None, *, label: str = "",
-                 path_policy: PathPolicy | None = None, background: bool = False, prefetch: int | None = None):
+                 path_policy: PathPolicy | None = None, background: bool = False, prefetch: int | None = None,
+                 videos=None):
         self.localizer = localizer
         self.worker = LatestOnly(background)  # recomputes of the whole split: latest request only
         # threshold steps computed ahead while the page is idle (the app's way; never in a synchronous explorer)
@@ -141,8 +142,15 @@ class Explorer:
         self.error_chart.layout.update(xaxis=dict(domain=[0, 0.55], tickangle=-30),
                                        xaxis2=dict(domain=[0.65, 1.0], anchor="y2", tickangle=-30),
                                        yaxis2=dict(anchor="x2"), title=dict(text="errors", font=dict(size=13)))
-        # an empty, hidden slot beside the timeline: room for one more panel there (the video frame under the cursor)
+        # beside the timeline, with ``videos`` (a folder of the run's video files): the frame under the cursor
         self.frames = w.VBox(layout=w.Layout(display="none", flex="0 1 320px", min_width="0"))
+        self.frame_panel = None
+        if videos is not None:
+            from widgets.frames import FramePanel
+
+            self.frame_panel = FramePanel(videos, localizer.videos, background=background)
+            self.frames.children = (self.frame_panel.widget,)
+            self.frames.layout.display = ""
         self.open_path = w.Text(placeholder="run folder or scores file", layout=w.Layout(flex="1 1 220px", min_width="0"))
         self.open_button = w.Button(description="open")
         self.compare_path = w.Text(placeholder="NAME=results.json", layout=w.Layout(flex="1 1 220px", min_width="0"))
@@ -163,6 +171,7 @@ class Explorer:
         self.export_button.on_click(lambda button: self._guard(self._draw_exports))
 
         self.widget = self._layout()
+        self._show_ground_truth_parts()
         self._quiet.on = False
         self.refresh()  # the first page: drawn before it is shown
 
@@ -179,6 +188,8 @@ class Explorer:
         files = w.VBox([w.HBox([self.open_path, self.open_button], layout=w.Layout(width="100%")),
                         w.HBox([self.compare_path, self.compare_button], layout=w.Layout(width="100%"))],
                        layout=w.Layout(flex="1 1 340px", min_width="0"))
+        self.charts = w.HBox([figure_box(self.class_chart, "420px"), figure_box(self.error_chart, "420px")],
+                             layout=w.Layout(**wrap))
         return w.VBox(
             [
                 self.title,
@@ -187,12 +198,21 @@ class Explorer:
                 w.HBox([figure_box(self.timeline.figure, "600px"), self.frames], layout=w.Layout(**wrap)),
                 self.cursor,
                 self.cursor_info,
-                w.HBox([figure_box(self.class_chart, "420px"), figure_box(self.error_chart, "420px")], layout=w.Layout(**wrap)),
+                self.charts,
                 w.HBox([w.VBox([self.export_button, self.exports], layout=w.Layout(flex="1 1 300px", min_width="0")), files],
                        layout=w.Layout(**wrap)),
             ],
             layout=w.Layout(padding="6px", width="100%", max_width="100%", overflow="hidden"),
         )
+
+    def _show_ground_truth_parts(self) -> None:
+        """Without ground truth (one's own videos) the parts that need it are hidden, and the page says so."""
+        shown = "" if self.localizer.has_ground_truth else "none"
+        for part in (self.charts, self.tiou, self.eval_protocol, self.compare_path, self.compare_button):
+            part.layout.display = shown
+        if not self.localizer.has_ground_truth:
+            with self._quietly():
+                self.sort.value = "name"
 
     def _title_html(self) -> str:
         scores = self.localizer.scores
@@ -318,14 +338,17 @@ class Explorer:
                 return
         evaluation, video_table = computed.evaluation, computed.video_table
         self.evaluation, self.video_table, self.errors = evaluation, video_table, computed.errors
-        columns = {"ours": map_column(evaluation.per_class.mean(axis=0), self.activitynet)}
-        for name in self.compared:
-            columns[name] = self._compared_map(name, protocol)
-        self.map_table.value = map_table_html(columns, table_keys(self.activitynet))
-        self._draw_classes(evaluation, protocol)
-        self._draw_errors(computed.errors, tiou)
+        if evaluation is not None:
+            columns = {"ours": map_column(evaluation.per_class.mean(axis=0), self.activitynet)}
+            for name in self.compared:
+                columns[name] = self._compared_map(name, protocol)
+            self.map_table.value = map_table_html(columns, table_keys(self.activitynet))
+            self._draw_classes(evaluation, protocol)
+            self._draw_errors(computed.errors, tiou)
+        else:
+            self.map_table.value = ""
         self._fill_list()
-        self.summary.value = summary_html(video_table, settings.max_per_video, tiou, protocol)
+        self.summary.value = summary_html(video_table, settings.max_per_video, tiou, protocol, evaluation is not None)
         self._draw_video()
         self.exports.value = ""  # made on demand (the export button): they would cost more than the update itself
         self._say()
@@ -430,12 +453,19 @@ class Explorer:
             compared[name] = detections[(detections["video"] == view.video) & (detections["label"] == view.label)]
         self.timeline_data = self.timeline.show(view, compared, self.cursor.value)
         self.cursor_info.value = html.escape(cursor_report(view, self.cursor.value))
+        if self.frame_panel is not None:
+            if self.frame_panel.video != view.video:
+                self.frame_panel.show(view.video, self.cursor.value)  # its thumbnails, then the frame
+            elif self.frame_panel.seconds != self.cursor.value:
+                self.frame_panel.show_time(self.cursor.value)
 
     def _on_cursor(self, change) -> None:
         if self._is_quiet() or getattr(self, "view", None) is None:
             return
         self.timeline.move_cursor(change["new"], self.timeline_data["layout"]["y_range"])
         self.cursor_info.value = html.escape(cursor_report(self.view, change["new"]))
+        if self.frame_panel is not None:
+            self.frame_panel.show_time(change["new"])  # decoded in the background in the app; a stale frame is dropped
 
     def _on_figure_click(self, trace, points, selector) -> None:
         if points.xs:
@@ -478,6 +508,7 @@ class Explorer:
             if unknown:
                 raise wtal_kit.InputError(f"the compared results {name!r} name videos outside these scores", file=path)
         self.localizer = localizer
+        self._show_ground_truth_parts()
         self.activitynet, self.bins = is_activitynet_scale(localizer), length_bins(localizer)
         self.results = SplitResults(localizer, evaluated_thresholds(self.activitynet), self.bins)
         self.label = short_name(path)
@@ -502,19 +533,25 @@ class Explorer:
         self.request_refresh(note=f"comparing with {name} ({len(detections)} detections)")
 
 
-def explorer_app(source: str | Path, compare: dict | None = None, roots=(), background: bool = True) -> Explorer:
+def explorer_app(source: str | Path, compare: dict | None = None, roots=(), background: bool = True,
+                 videos=None) -> Explorer:
     """An explorer on a run folder or scores file; ``compare``: name -> results JSON path.
 
     ``background``: recompute in a background thread, latest request only (the app's way).
+    ``videos``: a folder of the run's video files (matched by file name): the frame under the cursor.
     """
     path = Path(source)
     localizer = wtal_kit.Localizer(open_scores(path))
     compared = {name: read_compared(Path(file), localizer) for name, file in (compare or {}).items()}
     policy = PathPolicy(roots or [path if path.is_dir() else path.parent])
-    return Explorer(localizer, compared, label=short_name(path), path_policy=policy, background=background)
+    if videos is not None and not Path(videos).is_dir():
+        raise wtal_kit.InputError("not a folder of videos", file=videos)
+    return Explorer(localizer, compared, label=short_name(path), path_policy=policy, background=background,
+                    videos=videos)
 
 
-ENV_RUN, ENV_COMPARE, ENV_ROOTS = "WTAL_EXPLORE_RUN", "WTAL_EXPLORE_COMPARE", "WTAL_EXPLORE_ROOTS"
+ENV_RUN, ENV_COMPARE, ENV_ROOTS, ENV_VIDEOS = ("WTAL_EXPLORE_RUN", "WTAL_EXPLORE_COMPARE", "WTAL_EXPLORE_ROOTS",
+                                             "WTAL_EXPLORE_VIDEOS")
 DEFAULT_RUN = "runs/demo"
 
 
@@ -525,13 +562,14 @@ class Unavailable:
         self.widget = w.HTML(f"<div style='color:#b00020'>The explorer could not open its data: {html.escape(problem)}</div>")
 
 
-def explorer_from_parameters(run: str = "", compare: str = "", roots: str = ""):
+def explorer_from_parameters(run: str = "", compare: str = "", roots: str = "", videos: str = ""):
     """The Voila app's entry point: notebook parameters, else WTAL_EXPLORE_* variables, else runs/demo."""
     run = run or os.environ.get(ENV_RUN, "") or DEFAULT_RUN
     compare = compare or os.environ.get(ENV_COMPARE, "")
     roots = roots or os.environ.get(ENV_ROOTS, "")
+    videos = videos or os.environ.get(ENV_VIDEOS, "") or None
     try:
-        return explorer_app(run, parse_compare(compare), [root for root in roots.split(os.pathsep) if root])
+        return explorer_app(run, parse_compare(compare), [root for root in roots.split(os.pathsep) if root], videos=videos)
     except wtal_kit.WtalError as exc:
         return Unavailable(str(exc))
     except Exception as exc:  # noqa: BLE001 - a page, not a traceback

@@ -25,9 +25,9 @@ KEPT = 24  # settings whose results are kept (a few KB each; the video table is 
 
 @dataclass(frozen=True)
 class Computed:
-    evaluation: wtal_kit.Evaluation  # mAP and per-class AP at the table's thresholds
+    evaluation: wtal_kit.Evaluation | None  # mAP and per-class AP at the table's thresholds (None: no ground truth)
     video_table: pd.DataFrame  # one row per video, at the view's tIoU
-    errors: ErrorBreakdown  # false positives by type, missed ground truth by length
+    errors: ErrorBreakdown | None  # false positives by type, missed ground truth by length (None: no ground truth)
 
 
 def neighbours(threshold: float, steps: int, step: float = 0.01, low: float = 0.05, high: float = 0.95) -> list[float]:
@@ -61,14 +61,17 @@ class SplitResults:
                 self._kept.move_to_end(key)
                 return self._kept[key]
         localizer = self.localizer
-        evaluation = localizer.evaluate(settings, iou_thresholds=self.thresholds, eval_protocol=protocol)
-        if stale():
-            return None
+        evaluation = errors = None  # one's own videos without annotations: detections only
+        if localizer.has_ground_truth:
+            evaluation = localizer.evaluate(settings, iou_thresholds=self.thresholds, eval_protocol=protocol)
+            if stale():
+                return None
         video_table = localizer.video_table(settings, tiou=tiou, eval_protocol=protocol)
         if stale():
             return None
-        errors = error_breakdown(localizer.ground_truth, localizer.detections(settings), tiou=tiou, protocol=protocol,
-                                 bins=self.bins)
+        if localizer.has_ground_truth:
+            errors = error_breakdown(localizer.ground_truth, localizer.detections(settings), tiou=tiou, protocol=protocol,
+                                     bins=self.bins)
         computed = Computed(evaluation, video_table, errors)
         with self._lock:
             self._kept[key] = computed

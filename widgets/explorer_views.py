@@ -76,8 +76,16 @@ def video_options(video_table: pd.DataFrame, search: str, sort: str) -> list[tup
     ]
 
 
-def summary_html(video_table: pd.DataFrame, cap, tiou: float, protocol: str) -> str:
+NO_GROUND_TRUTH = ("no ground truth for these videos (one's own videos, scored without annotations): detections "
+                   "and curves only; mAP, true and false positives, and the error charts need annotations")
+
+
+def summary_html(video_table: pd.DataFrame, cap, tiou: float, protocol: str, ground_truth: bool = True) -> str:
     """One line: detections, true positives, missed ground truth of the whole split."""
+    if not ground_truth:
+        return (f"<div>{int(video_table['detections'].sum())} detections"
+                f"{'' if cap is None else f' (at most {cap} per video)'} in {len(video_table)} videos; "
+                f"{html.escape(NO_GROUND_TRUTH)}</div>")
     return (f"<div>{int(video_table['detections'].sum())} detections"
             f"{'' if cap is None else f' (at most {cap} per video)'}; "
             f"{int(video_table['true_positives'].sum())} true positives at tIoU {tiou:g}; "

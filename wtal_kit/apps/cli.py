@@ -231,8 +231,13 @@ def cmd_explore(args) -> int:
         read_detections_json(path, classes=classes)  # fail here, in one line, rather than in the page
         compare.append(f"{name}={Path(path).resolve()}")
     roots = [str(Path(root).resolve()) for root in (args.root or [])] or [str(source if source.is_dir() else source.parent)]
+    videos = None
+    if args.videos is not None:
+        videos = Path(args.videos).resolve()
+        if not videos.is_dir():
+            raise InputError("not a folder of videos", file=args.videos, field="videos")
     return serve_explorer(source, compare, roots, host=args.host, port=args.port, pool_size=args.pool_size,
-                          idle_timeout=args.idle_timeout)
+                          idle_timeout=args.idle_timeout, videos=videos)
 
 
 def cmd_sliders(args) -> int:
@@ -329,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Serve the detection explorer on a run folder or scores file; --compare adds other methods' results.")
     p.add_argument("source", nargs="?", default="runs/demo", help="a run folder or a scores file [runs/demo]")
     p.add_argument("--compare", action="append", metavar="NAME=RESULTS.json", help="an ActivityNet-style results JSON to compare (repeatable)")
+    p.add_argument("--videos", type=Path, default=None, metavar="DIR",
+                   help="a folder of the run's video files (matched to its videos by file name; needs the [video] extra): "
+                        "the frame under the time cursor and thumbnails along the video [none]")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; anything but loopback is reachable by others (no authentication) [127.0.0.1]")
     p.add_argument("--port", type=int, default=None, help="port [8866, or the next free one]")
     p.add_argument("--root", action="append", metavar="FOLDER", help="folders the page may open files from (repeatable) [the source's folder]")

@@ -405,10 +405,11 @@ def app_notebook(name: str) -> Path:
 
 
 def serve_explorer(source: Path, compare: list, roots: list, host: str = "127.0.0.1", port: int | None = None,
-                   pool_size: int = DEFAULT_POOL_SIZE, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
-    """Serve the explorer until Ctrl-C or SIGTERM (or until the server ends)."""
-    return serve_app(app_notebook("explorer"), "The detection explorer", "explore",
-                     {"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots)}, host=host, port=port,
+                   pool_size: int = DEFAULT_POOL_SIZE, idle_timeout: float = DEFAULT_IDLE_TIMEOUT, videos=None) -> int:
+    """Serve the explorer until Ctrl-C or SIGTERM (or until the server ends); ``videos``: a folder of the run's
+    video files, for the frame under the time cursor."""
+    params = {"run": source, "compare": ",".join(compare), "roots": os.pathsep.join(roots), "videos": videos or ""}
+    return serve_app(app_notebook("explorer"), "The detection explorer", "explore", params, host=host, port=port,
                      pool_size=pool_size, idle_timeout=idle_timeout)
 
 
