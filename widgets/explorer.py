@@ -118,6 +118,7 @@ class Explorer:
         self.cursor = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.01, description="time cursor (s)", continuous_update=True,
                                     readout_format=".2f", style={"description_width": "110px"},
                                     layout=w.Layout(width="100%", max_width="800px"))
+        self.cursor.add_class("wtal-cursor")  # found by browser tests and benchmarks
         self.cursor_info = w.HTML()
         self.message = w.HTML()
         self.summary = w.HTML()

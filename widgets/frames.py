@@ -58,6 +58,7 @@ class FramePanel:
         self.image = w.Image(format="jpeg", layout=w.Layout(width=f"{FRAME_WIDTH}px", max_width="100%", height="auto"))
         self.strip = w.HBox(layout=w.Layout(flex_flow="row wrap", grid_gap="2px"))
         self.widget = w.VBox([self.caption, self.image, self.strip], layout=w.Layout(min_width="0"))
+        self.image.add_class("wtal-frame")  # what a browser test or benchmark watches (its src changes with the frame)
         self.image.layout.display = "none"
         self._say(f"{len(self.files)} of {len(list(videos))} videos have a file in {self.folder.name}/")
 
