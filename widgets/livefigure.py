@@ -49,12 +49,30 @@ def light_template() -> go.layout.Template:
 TEMPLATE = light_template()
 
 
+# The page's other widgets on screen (Voila's cells shown, a slider or a text box visible), or 300 ms gone:
+# then one more frame, so that the browser paints them before plotly.js takes the main thread (about 0.7 s
+# on a 2-core CPU). anywidget's 2 s from the figure's model to its module leave room for both.
+PAINT_FIRST = """await new Promise((painted) => {
+  const start = performance.now();
+  const shown = () => [...document.querySelectorAll(".widget-slider, .widget-text, .widget-html")].some((e) => e.offsetParent !== null);
+  const wait = () => (shown() || performance.now() - start > 300) ? requestAnimationFrame(() => setTimeout(painted, 0))
+                                                                   : requestAnimationFrame(wait);
+  wait();
+});
+"""
+
+
 def shared_module(path: str) -> str:
-    """An anywidget module that re-exports plotly's widget module served at ``path`` (relative to the base URL)."""
+    """An anywidget module that re-exports plotly's widget module served at ``path`` (relative to the base URL).
+
+    The apps' page preloads that module (``wtal_kit.apps.serve``); the figures import it once the page's
+    other widgets are painted (PAINT_FIRST), the same URL for all of them, hence one module.
+    """
     return (
         'const config = JSON.parse(document.getElementById("jupyter-config-data")?.textContent || "{}");\n'
         'const base = new URL(config.baseUrl || "/", window.location.href);\n'
-        f"const figure = await import(new URL({json.dumps(path)}, base).href);\n"
+        + PAINT_FIRST
+        + f"const figure = await import(new URL({json.dumps(path)}, base).href);\n"
         "export default figure.default;\n"
     )
 
