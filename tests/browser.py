@@ -18,6 +18,8 @@
 * The browser reaches only loopback addresses: any other request is aborted and listed in
   ``page.blocked_requests`` (an app must work offline). ``page.console_errors`` lists the
   console's errors and uncaught page errors.
+* ``kernel_pids``, ``tree_rss_mb`` and ``wait_until_kernels_quiet`` look at the server's process
+  tree (its kernels are its ``ipykernel_launcher`` descendants) for the kernel and memory checks.
 """
 
 from __future__ import annotations
@@ -124,6 +126,80 @@ def voila_app(notebook: str | os.PathLike, params: Mapping[str, object] | None =
     finally:
         if owned:
             log_path.unlink(missing_ok=True)
+
+
+# -- the server's processes ------------------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kernel_pids(server_pid: int) -> list[int]:
+    """The server's kernels: its ``ipykernel_launcher`` descendants that are alive (not zombies)."""
+    pids = []
+    for pid in descendants(server_pid):
+        try:
+            alive = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            if alive and b"ipykernel_launcher" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_mb(server_pid: int) -> float:
+    """Resident memory of the server and everything below it, in MB."""
+    return sum(_rss_kb(pid) for pid in [server_pid, *descendants(server_pid)]) / 1024
+
+
+def _cpu_seconds(pids) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_kernels_quiet(server_pid: int, count: int | None = None, timeout: float = 120, window: float = 1.0,
+                             busy: float = 0.05) -> list[int]:
+    """Wait until the server has ``count`` kernels (any number when None) and they used under ``busy`` CPU
+    seconds over the last ``window`` seconds (a preheated kernel has finished running the notebook).
+    Returns the kernels' pids; ``TimeoutError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = kernel_pids(server_pid)
+        before = _cpu_seconds(pids)
+        time.sleep(window)
+        if (count is None or len(pids) == count) and kernel_pids(server_pid) == pids and _cpu_seconds(pids) - before < busy:
+            return pids
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"kernels did not settle within {timeout:g} s: {len(pids)} running"
+                               + ("" if count is None else f", {count} expected"))
 
 
 # -- the browser ---------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_explorer_in_chromium(trained_quick_run, tmp_path):
             page.wait_for_selector(TABLE, timeout=120_000)
             page.wait_for_function(f"() => ({TITLE})().includes('P(c|V)')", timeout=60_000)
             before_table, before_title = map_text(page), page.evaluate(TITLE)
-            assert "@0.5" in before_table and "avg" in before_table
+            assert "@0.5" in before_table and "avg 0.1:0.1:0.9" in before_table and "the paper's" in before_table
 
             # the threshold slider (the first one) moved with the keyboard: the mAP shown changes
             page.focus(".widget-slider .noUi-handle")
@@ -84,18 +84,19 @@ def test_explorer_on_an_activitynet_layout_run(tmp_path):
     run_dir = tmp_path / "anet"
     config = wtal_kit.Config.from_preset("quick", dataset="synthetic-activitynet12", feature_dim=16, iterations=6, eval_every=6)
     wtal_kit.train(config, run_dir, quiet=True)
-    from widgets.explorer import TABLE_THRESHOLDS
+    from widgets.explorer_views import evaluated_thresholds, map_column, table_keys
 
     threshold = 0.5 - 15 * 0.01  # where fifteen ArrowLeft presses take the threshold slider (step 0.01)
-    evaluation = wtal_kit.load_run(run_dir).localizer().evaluate(threshold=threshold, iou_thresholds=TABLE_THRESHOLDS)
-    expected = [f"{100 * float(evaluation.mean_ap[key]):.1f}" for key in list(TABLE_THRESHOLDS) + ["avg"]]
+    evaluation = wtal_kit.load_run(run_dir).localizer().evaluate(threshold=threshold, iou_thresholds=evaluated_thresholds(True))
+    column = map_column(evaluation.per_class.mean(axis=0), activitynet=True)  # with avg 0.5:0.05:0.95, labelled
+    expected = [f"{100 * float(column[key]):.1f}" for key in table_keys(True)]
     with voila_app(NOTEBOOK, {"run": run_dir, "roots": run_dir}, log_path=tmp_path / "voila.log") as url:
         with chromium_page(viewport={"width": 1400, "height": 1500}) as page:
             page.goto(url)
             wait_for_widgets(page, timeout=180)
             page.wait_for_selector(TABLE, timeout=180_000)
             before = map_text(page)
-            assert "@0.5" in before
+            assert "@0.5" in before and "avg 0.5:0.05:0.95" in before
             assert page.locator("select[size]").first.locator("option").count() > 100  # the validation videos are listed
             page.focus(".widget-slider .noUi-handle")
             for _ in range(15):

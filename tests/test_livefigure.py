@@ -61,5 +61,6 @@ def test_the_apps_server_names_one_shared_module():
     shared = _esm_in_a_kernel({**env, FIGURE_MODULE_ENV: path})
     assert shared.strip() == shared_module(path).strip()
     assert f"import(new URL({json.dumps(path)}, base).href)" in shared and len(shared) < 1000
-    inline = _esm_in_a_kernel(env)  # a notebook elsewhere: plotly's own module, inlined (megabytes)
-    assert len(inline) > 1_000_000
+    inline = _esm_in_a_kernel(env)  # a notebook elsewhere: plotly's bundle inlined (megabytes), imported once a window
+    assert len(inline) > 1_000_000 and "globalThis.wtalSharedModules" in inline
+    assert json.loads(inline.split("new Blob([", 1)[1].split("], {type", 1)[0]) == str(go.FigureWidget._esm)

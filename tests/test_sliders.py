@@ -6,6 +6,7 @@ at a given iteration makes "while it trains" exact, with no timing in the assert
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 
@@ -221,10 +222,11 @@ def test_submit_refuses_a_bad_config(tmp_path, smoke):
 def test_sliders_train_stop_row_and_store(tmp_path, smoke):
     pytest.importorskip("ipywidgets")
     pytest.importorskip("plotly")
-    from widgets.sliders import FIRST_TIOU, MAP_TRACE, Sliders
+    from widgets.hyperparameters import MAP_TRACE, Sliders
 
     app = Sliders(sessions.Session(tmp_path / "store", workers=1), preset="smoke")
     assert "Cost: seconds" in app.cost.value and not app.train_button.disabled
+    assert app.charts.layout.display == "none"  # no empty axes before the first run
     app.kappa.value = 3.0
     reached, release = hold_at(app.session, 2)
     app.iterations.value = 50
@@ -232,6 +234,8 @@ def test_sliders_train_stop_row_and_store(tmp_path, smoke):
     running = app.session.runs[0]
     assert reached.acquire(timeout=WAIT) and running.status == "running"
     assert running.config.kappa == 3.0 and running.config.iterations == 50
+    assert app.charts.layout.display == "flex"
+    assert "It waits for 1 run ahead of it (1 training, 0 queued; 1 at once)." in app.cost.value  # said as it started
 
     # while it trains: a control change is processed (checked, shown, Train disabled) ...
     app.margin.value = -1.0
@@ -241,7 +245,7 @@ def test_sliders_train_stop_row_and_store(tmp_path, smoke):
     assert app.notes["margin"].value == "" and not app.train_button.disabled
     app.no_clipping.value = True
     assert app.kappa.disabled and app.changes()["kappa"] is None
-    assert "1 run(s) ahead" in app.cost.value
+    assert "It waits for 1 run ahead of it" in app.cost.value
 
     # ... and Stop ends it cleanly, with a valid checkpoint and a row that says where it stopped
     app.stop_button.click()
@@ -250,6 +254,7 @@ def test_sliders_train_stop_row_and_store(tmp_path, smoke):
     app.redraw()
     assert load_checkpoint(running.run_dir / CHECKPOINT)["iteration"] == running.iteration == 2
     assert "stopped at iteration 2" in app.table.value
+    assert "waits" not in app.cost.value and "starts at once" not in app.cost.value  # the queue is empty again
 
     # a finished run adds its row, its curve, its tIoU line and the paper's row of its setting
     app.iterations.value = smoke.iterations
@@ -259,12 +264,12 @@ def test_sliders_train_stop_row_and_store(tmp_path, smoke):
     assert app.table.value.count("class='wtal-run'") == 2
     assert "Table 5 · kappa=none" in app.table.value and "60.3" in app.table.value
     assert f"{100 * done.mean_ap['avg']:.1f}" in app.table.value
-    tiou_lines = app.figure.data[FIRST_TIOU:]
+    tiou_lines = app.tiou_chart.data
     assert [trace.name for trace in tiou_lines if trace.visible] == [
         "#1 κ=3 (stopped)", "paper: Table 5 · kappa=3", "#2 κ=none", "paper: Table 5 · kappa=none"]
     assert list(tiou_lines[2].y) == pytest.approx([100 * done.mean_ap[t] for t in smoke.iou_thresholds])
-    assert list(app.figure.data[0].x) == list(range(1, smoke.iterations + 1))  # the loss terms of every iteration
-    assert list(app.figure.data[MAP_TRACE].x) == [3, 6]  # the mAP at each evaluation
+    assert list(app.live.data[0].x) == list(range(1, smoke.iterations + 1))  # the loss terms of every iteration
+    assert list(app.live.data[MAP_TRACE].x) == [3, 6]  # the mAP at each evaluation
     assert "in the results store" in app.cost.value  # the same setting again would not train
 
     # a second identical request is served from the store without training
@@ -283,7 +288,7 @@ def test_sliders_train_stop_row_and_store(tmp_path, smoke):
 
 def test_bad_values_are_refused_next_to_their_control(tmp_path):
     pytest.importorskip("ipywidgets")
-    from widgets.sliders import Sliders
+    from widgets.hyperparameters import Sliders
 
     app = Sliders(sessions.Session(tmp_path / "store", workers=1), preset="smoke")
     app.block_size.value = 5
@@ -295,12 +300,18 @@ def test_bad_values_are_refused_next_to_their_control(tmp_path):
     assert "must be &gt; 0" in app.notes["lr"].value
     app.preset.value = "small"  # a preset resets every control to its full method
     assert app.lr.value == sessions.preset_config("small").lr and app.notes["lr"].value == "" and not app.no_blocks.value
-    assert "measured" in app.cost.value and f"{sessions.SMALL_PRESET_SECONDS:.0f} s" in app.cost.value
+    seconds, iterations = sessions.SMALL_PRESET_SECONDS, sessions.preset_config("small").iterations
+    cost = html.unescape(app.cost.value)
+    assert f"about {seconds:.0f} s of one CPU core (the small preset's {iterations} iterations, measured)" in cost
+    assert "scaled" not in cost  # nothing to scale: the preset's own iterations
+    app.iterations.value = 2 * iterations
+    assert f"about {2 * seconds:.0f} s of one CPU core ({2 * iterations} iterations: the small preset's {iterations} " \
+           f"measured {seconds:.0f} s, scaled)" in html.unescape(app.cost.value)
 
 
 def test_the_page_says_why_it_cannot_start(tmp_path):
     pytest.importorskip("ipywidgets")
-    from widgets.sliders import Unavailable, sliders_from_parameters
+    from widgets.hyperparameters import Unavailable, sliders_from_parameters
 
     page = sliders_from_parameters(store=str(tmp_path), preset="fast")
     assert isinstance(page, Unavailable) and "field &#x27;preset&#x27;" in page.widget.value
@@ -328,3 +339,13 @@ def test_cli_time_preset_and_bad_flags(capsys, tmp_path):
     (tmp_path / "file").write_text("")
     assert main(["sliders", "--store", str(tmp_path / "file")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_queue_text_says_when_a_new_run_would_start():
+    pytest.importorskip("ipywidgets")
+    from widgets.hyperparameters import queue_text
+
+    assert queue_text(0, 0, 2) == ""
+    assert queue_text(1, 0, 2) == " It starts at once, beside 1 run training."
+    assert queue_text(2, 0, 2) == " It waits for 1 run ahead of it (2 training, 0 queued; 2 at once)."
+    assert queue_text(2, 3, 2) == " It waits for 4 runs ahead of it (2 training, 3 queued; 2 at once)."  # 3 queued + 1 to end

@@ -19,7 +19,9 @@ Two things plotly's ``FigureWidget`` (plotly 7, on anywidget 0.11) does not do b
    Where the apps' server (:mod:`wtal_kit.apps.serve`) serves plotly's bundle as one static file, it names
    it in ``WTAL_FIGURE_MODULE`` (a path under the server's base URL), and each figure's module is a small
    one that imports it: one download (cached across pages), one compile, one run per page, and a few
-   hundred bytes of state per figure. Elsewhere (JupyterLab, Notebook 7, VS Code) plotly's own module.
+   hundred bytes of state per figure. Elsewhere (JupyterLab, Notebook 7, VS Code: no such server) each
+   figure's module carries plotly's bundle as a string and the first figure of the window imports it;
+   the others take the same module (:func:`inline_module`): one run of plotly.js per window.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 
+import plotly
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -49,21 +52,54 @@ def light_template() -> go.layout.Template:
 TEMPLATE = light_template()
 
 
+# The page's other widgets on screen (Voila's cells shown, a slider or a text box visible), or 300 ms gone:
+# then one more frame, so that the browser paints them before plotly.js takes the main thread (about 0.7 s
+# on a 2-core CPU). anywidget's 2 s from the figure's model to its module leave room for both.
+PAINT_FIRST = """await new Promise((painted) => {
+  const start = performance.now();
+  const shown = () => [...document.querySelectorAll(".widget-slider, .widget-text, .widget-html")].some((e) => e.offsetParent !== null);
+  const wait = () => (shown() || performance.now() - start > 300) ? requestAnimationFrame(() => setTimeout(painted, 0))
+                                                                   : requestAnimationFrame(wait);
+  wait();
+});
+"""
+
+
 def shared_module(path: str) -> str:
-    """An anywidget module that re-exports plotly's widget module served at ``path`` (relative to the base URL)."""
+    """An anywidget module that re-exports plotly's widget module served at ``path`` (relative to the base URL).
+
+    The apps' page preloads that module (``wtal_kit.apps.serve``); the figures import it once the page's
+    other widgets are painted (PAINT_FIRST), the same URL for all of them, hence one module.
+    """
     return (
         'const config = JSON.parse(document.getElementById("jupyter-config-data")?.textContent || "{}");\n'
         'const base = new URL(config.baseUrl || "/", window.location.href);\n'
-        f"const figure = await import(new URL({json.dumps(path)}, base).href);\n"
+        + PAINT_FIRST
+        + f"const figure = await import(new URL({json.dumps(path)}, base).href);\n"
         "export default figure.default;\n"
+    )
+
+
+def inline_module() -> str:
+    """An anywidget module that carries plotly's widget bundle as a string and imports it once per window.
+
+    The bundle is plotly's own (``go.FigureWidget._esm``, plotly's package_data/widgetbundle.js); a string
+    literal costs the browser a scan, not a compile, and the import is shared through ``globalThis``
+    under plotly's version, so the figures after the first find plotly.js run already.
+    """
+    key = json.dumps(f"wtal-plotly-widget-{plotly.__version__}")
+    return (
+        "const modules = (globalThis.wtalSharedModules ??= {});\n"
+        f"modules[{key}] ??= import(URL.createObjectURL(new Blob([{json.dumps(str(go.FigureWidget._esm))}], "
+        '{type: "text/javascript"})));\n'
+        f"export default (await modules[{key}]).default;\n"
     )
 
 
 class LiveFigure(go.FigureWidget):
     """A ``FigureWidget`` whose state, when a page connects, is its current figure (see the module's docstring)."""
 
-    if os.environ.get(FIGURE_MODULE_ENV):
-        _esm = shared_module(os.environ[FIGURE_MODULE_ENV])
+    _esm = shared_module(os.environ[FIGURE_MODULE_ENV]) if os.environ.get(FIGURE_MODULE_ENV) else inline_module()
 
     def __init__(self, *args, **kwargs):
         self._constructed = False  # ipywidgets asks for the state while plotly's constructor still runs

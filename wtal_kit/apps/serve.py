@@ -108,6 +108,20 @@ _TEMPLATE_FILES = {
 {%- extends 'voila/templates/lab/index.html.j2' -%}
 {% import "spinner.macro.html.j2" as spinner %}
 
+{#- Voila's page shuts its kernel down on beforeunload with a POST that must carry the page's _xsrf
+    cookie, but Voila's page handler never issues one, so the server refused it (403) every time and
+    closed pages kept their kernels. The page sets its own (a random double-submit token). -#}
+{%- block html_head_js -%}
+  <script>
+    if (!/(^|;\\s*)_xsrf=/.test(document.cookie)) {
+      const token = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+      document.cookie = "_xsrf=" + token + "; path=/; SameSite=Strict";
+    }
+  </script>
+  PRELOAD
+  {{ super() }}
+{%- endblock html_head_js -%}
+
 {%- block notebook_css -%}
   {% if frontend == "voila" %}
     {{ resources.include_js("static/voila-style.js") }}
@@ -145,6 +159,9 @@ _TEMPLATE_FILES = {
 {%- endblock notebook_css -%}
 """,
 }
+# PRELOAD in the page head when plotly's widget module is served: the browser fetches and compiles it
+# while the page loads, before a figure asks for it (NAME: the module's file name).
+_MODULE_PRELOAD = '<link rel="modulepreload" href="{{ resources.base_url }}voila/templates/wtal-offline/static/NAME">'
 
 
 # -- ports and hosts ------------------------------------------------------------------------
@@ -274,9 +291,10 @@ def _write_template() -> tuple[Path, str | None]:
     root = Path(tempfile.mkdtemp(prefix="wtal-voila-"))
     folder = root / "voila" / "templates" / TEMPLATE
     (folder / "static").mkdir(parents=True)
-    for name, text in _TEMPLATE_FILES.items():
-        (folder / name).write_text(text)
     module = plotly_module()
+    preload = "" if module is None else _MODULE_PRELOAD.replace("NAME", module[1])
+    for name, text in _TEMPLATE_FILES.items():
+        (folder / name).write_text(text.replace("PRELOAD", preload))
     if module is None:
         return root, None
     bundle, name = module

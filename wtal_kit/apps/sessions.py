@@ -1,6 +1,6 @@
 """Runs asked for from a live dashboard: a queue, one or two trainings in background threads, the store first.
 
-The "Live hyperparameter sliders" app (``widgets.sliders``, ``wtal sliders``) asks a
+The "Live hyperparameter sliders" app (``widgets.hyperparameters``, ``wtal sliders``) asks a
 :class:`Session` for runs; the session keeps the logic and the state, the app only draws it::
 
     session = Session("runs/store")

@@ -33,16 +33,17 @@ from wtal_kit import experiments
 from wtal_kit.apps import sessions
 from wtal_kit.config import BUDGETS, Config
 from wtal_kit.data.catalog import layout_of
+from wtal_kit.evaluate import is_average
 from widgets.explorer import explorer_app
 from widgets.livefigure import TEMPLATE, LiveFigure
 
 THROTTLE = 0.2  # seconds between two redraws of the live charts
 MAX_CURVE_POINTS = 600  # the loss curves are thinned to at most this many points
-TIOU_LINES = 40  # lines of the mAP-vs-tIoU panel (runs and published rows)
+TIOU_LINES = 40  # lines of the mAP-vs-tIoU chart (runs and published rows)
 ERROR = "#b00020"
 LOSS_TERMS = ("total", "classification", "metric")
-MAP_TRACE = len(LOSS_TERMS)  # the figure's traces: the loss terms, the mAP at each evaluation, then the tIoU lines
-FIRST_TIOU = MAP_TRACE + 1
+MAP_TRACE = len(LOSS_TERMS)  # the live chart's traces: the loss terms, then the mAP at each evaluation
+CONTROL = dict(width="100%", max_width="400px")  # a control fills its column, up to this
 CLASSIFICATION_LABELS = [("BBCE", "bbce"), ("BCE", "bce"), ("Softmax-MIL", "softmax_mil")]
 METRIC_LABELS = [("triplet", "triplet"), ("contrastive", "contrastive"), ("none", "none")]
 DISTANCE_LABELS = [("class-specific", "class"), ("cosine", "cosine"), ("Euclidean", "euclidean"), ("custom", "custom")]
@@ -61,17 +62,29 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def cost_text(config: Config, preset: str, in_store: bool, ahead: int = 0) -> str:
-    """What starting ``config`` will cost, said before it starts (only measured numbers)."""
+def queue_text(running: int, waiting: int, workers: int) -> str:
+    """When a run asked for now would start, from the session's queue (runs training, runs waiting, trainings at once)."""
+    ahead = waiting + max(0, running - workers + 1)  # runs that start before it
+    if ahead:
+        return (f" It waits for {ahead} run{'s' if ahead != 1 else ''} ahead of it ({running} training, {waiting} queued; "
+                f"{workers} at once).")
+    return f" It starts at once, beside {running} run{'s' if running != 1 else ''} training." if running else ""
+
+
+def cost_text(config: Config, preset: str, in_store: bool, queue: str = "") -> str:
+    """What starting ``config`` will cost, said before it starts (only measured numbers); ``queue``: :func:`queue_text`."""
     if in_store:
         return "This setting is in the results store: its result is shown at once, without training."
-    queue = f" {ahead} run(s) ahead of it in the queue." if ahead else ""
     if preset == "small" and layout_of(config.dataset) == "thumos14":
         small = sessions.preset_config("small")
-        estimate = sessions.SMALL_PRESET_SECONDS * config.iterations / small.iterations
-        return (f"Cost: about {estimate:.0f} s of one CPU core (the small preset measured "
-                f"{sessions.SMALL_PRESET_SECONDS:.0f} s for {small.iterations} iterations, scaled to {config.iterations}); "
-                f"longer while other programs use the cores.{queue}")
+        measured = f"{sessions.SMALL_PRESET_SECONDS:.0f} s"
+        if config.iterations == small.iterations:
+            how = f"about {measured} of one CPU core (the small preset's {small.iterations} iterations, measured)"
+        else:
+            estimate = sessions.SMALL_PRESET_SECONDS * config.iterations / small.iterations
+            how = (f"about {estimate:.0f} s of one CPU core ({config.iterations} iterations: the small preset's "
+                   f"{small.iterations} measured {measured}, scaled)")
+        return f"Cost: {how}; longer while other programs use the cores.{queue}"
     if preset == "smoke":
         return f"Cost: seconds (d={config.feature_dim}, {config.iterations} iterations).{queue}"
     return (f"Cost: not measured on this machine ({preset} preset, {layout_of(config.dataset) or config.dataset}, "
@@ -118,17 +131,17 @@ class Sliders:
         self._building = True
         self.problems = {}
 
-        label = {"style": {"description_width": "150px"}, "layout": w.Layout(width="360px")}
+        label = {"style": {"description_width": "150px"}, "layout": w.Layout(**CONTROL)}
         self.preset = w.Dropdown(options=[(f"{name}: {BUDGETS[name][1]}", name) for name in sessions.PRESETS],
                                  value=preset, description="preset", style={"description_width": "150px"},
-                                 layout=w.Layout(width="720px"))
+                                 layout=w.Layout(width="100%", max_width="720px"))
         self.layout = w.ToggleButtons(options=[("THUMOS14 layout", "thumos14"), ("ActivityNet1.2 layout", "activitynet12")],
                                       value=layout, description="dataset layout", style={"description_width": "150px"})
         self.kappa = w.FloatSlider(min=0.5, max=10.0, step=0.5, description="κ (clipping)", continuous_update=False, **label)
-        self.no_clipping = w.Checkbox(description="no clipping", indent=False, layout=w.Layout(width="120px"))
+        self.no_clipping = w.Checkbox(description="no clipping", indent=False, layout=w.Layout(width="auto"))
         self.k = w.IntSlider(min=1, max=100, description="k (top-k per block)", continuous_update=False, **label)
         self.block_size = w.IntSlider(min=5, max=300, step=5, description="block size", continuous_update=False, **label)
-        self.no_blocks = w.Checkbox(description="no blocks", indent=False, layout=w.Layout(width="120px"))
+        self.no_blocks = w.Checkbox(description="no blocks", indent=False, layout=w.Layout(width="auto"))
         self.metric_weight = w.FloatText(description="λ (metric weight)", **label)
         self.margin = w.FloatText(description="margin α", **label)
         self.classification_loss = w.Dropdown(options=CLASSIFICATION_LABELS, description="classification loss", **label)
@@ -141,7 +154,7 @@ class Sliders:
         self.gamma = w.FloatSlider(min=0.0, max=2.0, step=0.05, description="γ (video score)", continuous_update=False, **label)
         self.fields = ("kappa", "k", "block_size", "metric_weight", "margin", "classification_loss", "metric_loss", "distance",
                        "lr", "iterations", "seed", "threshold", "gamma")
-        self.notes = {name: w.HTML(layout=w.Layout(min_width="280px")) for name in self.fields}
+        self.notes = {name: w.HTML(layout=w.Layout(flex="1 1 200px", min_width="0")) for name in self.fields}
         self.notes["block_processing"] = self.notes["block_size"]
 
         self.cost = w.HTML()
@@ -151,23 +164,27 @@ class Sliders:
         self.progress_box = w.VBox()
         self.bars = {}  # run number -> (HTML label, IntProgress)
         self._bar_numbers = []  # the runs whose bars the page shows
-        # One figure, two panels: the live run (loss terms, mAP at each evaluation) and mAP vs tIoU of every
-        # finished run. One plotly widget only: the page gives each one 2 s to start, and on a loaded
-        # 2-core machine a second figure sometimes missed it and never drew.
-        self.figure = LiveFigure(layout=go.Layout(template=TEMPLATE,
-            height=470, width=1180, margin=dict(l=60, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.22),
-            xaxis=dict(title="iteration", domain=[0, 0.42]), yaxis=dict(title="loss"),
+        # Two charts, hidden until there is a run to draw (no empty axes before): the live run (loss terms,
+        # mAP at each evaluation) and mAP vs tIoU of every finished run. Neither has a width: each fills its box.
+        self.live = LiveFigure(layout=go.Layout(
+            template=TEMPLATE, height=420, margin=dict(l=60, r=60, t=40, b=40), legend=dict(orientation="h", y=-0.2),
+            xaxis=dict(title="iteration"), yaxis=dict(title="loss"),
             yaxis2=dict(title="mAP avg (%)", overlaying="y", side="right", rangemode="tozero"),
-            xaxis3=dict(title="tIoU threshold (every finished run; diamonds: the paper)", domain=[0.54, 1.0], anchor="y3"),
-            yaxis3=dict(title="mAP (%)", rangemode="tozero", anchor="x3"),
             title=dict(text="no run yet", font=dict(size=13))))
         for term in LOSS_TERMS:
-            self.figure.add_scatter(name=f"loss: {term}", mode="lines", x=[], y=[])
-        self.figure.add_scatter(name="mAP avg at each evaluation", mode="lines+markers", x=[], y=[], yaxis="y2")
-        self.table = w.HTML()
+            self.live.add_scatter(name=f"loss: {term}", mode="lines", x=[], y=[])
+        self.live.add_scatter(name="mAP avg at each evaluation", mode="lines+markers", x=[], y=[], yaxis="y2")
+        self.tiou_chart = LiveFigure(layout=go.Layout(
+            template=TEMPLATE, height=420, margin=dict(l=60, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.2),
+            xaxis=dict(title="tIoU threshold (every finished run; diamonds: the paper)"),
+            yaxis=dict(title="mAP (%)", rangemode="tozero"), title=dict(text="mAP vs tIoU", font=dict(size=13))))
         # a fixed set of lines, filled as runs end (a figure is updated in place, never grown after display)
         for _ in range(TIOU_LINES):
-            self.figure.add_scatter(x=[], y=[], mode="lines+markers", visible=False, xaxis="x3", yaxis="y3")
+            self.tiou_chart.add_scatter(x=[], y=[], mode="lines+markers", visible=False)
+        self.charts = w.HBox([w.VBox([figure], layout=w.Layout(flex="1 1 420px", min_width="0"))
+                              for figure in (self.live, self.tiou_chart)],
+                             layout=w.Layout(display="none", flex_flow="row wrap", width="100%"))
+        self.table = w.HTML()
         self._tiou_used = 0
         self.explore_pick = w.Dropdown(options=[], description="run", layout=w.Layout(width="260px"))
         self.explore_button = w.Button(description="open in the explorer")
@@ -192,32 +209,37 @@ class Sliders:
 
     # -- layout ---------------------------------------------------------------------------
     def _row(self, name, *extra) -> w.HBox:
-        return w.HBox([getattr(self, name), *extra, self.notes[name]])
+        return w.HBox([getattr(self, name), *extra, self.notes[name]],
+                      layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%"))
 
     def _layout_widgets(self) -> w.Widget:
+        """Rows that wrap: in a narrow output (a notebook's) the two columns stack, and the charts fill the width."""
         title = w.HTML("<h3 style='margin:4px 0'>wtal-kit live hyperparameter sliders</h3>"
                        "<div>Change the method's settings, train, and compare. Our numbers come from the embedded "
                        "synthetic benchmark (synthetic features, not I3D): they are not THUMOS14 results. "
-                       "Published numbers are the paper's, on real features, single runs.</div>")
+                       "Published numbers are the paper's, on real features, single runs. "
+                       "mAP avg: the paper's, the mean over tIoU 0.1, 0.3, 0.5, 0.7.</div>")
+        column = dict(flex="1 1 440px", min_width="0")
         method = w.VBox([self._row("kappa", self.no_clipping), self._row("k"), self._row("block_size", self.no_blocks),
                          self._row("metric_weight"), self._row("margin"), self._row("classification_loss"),
-                         self._row("metric_loss"), self._row("distance")])
+                         self._row("metric_loss"), self._row("distance")], layout=w.Layout(**column))
         budget = w.VBox([self._row("lr"), self._row("iterations"), self._row("seed"), w.HTML("<b>localization</b>"),
-                         self._row("threshold"), self._row("gamma")])
+                         self._row("threshold"), self._row("gamma")], layout=w.Layout(**column))
         return w.VBox([
             title, self.preset, self.layout,
-            w.HBox([method, budget]),
+            w.HBox([method, budget], layout=w.Layout(flex_flow="row wrap", width="100%")),
             self.cost,
             w.HBox([self.train_button, self.stop_button]),
             self.message,
             self.progress_box,
-            self.figure,
+            self.charts,
             w.HTML("<b>Runs</b>: mAP (%) at each run's threshold and γ; ours on the embedded synthetic benchmark, "
-                   "in grey the paper's row of the same setting (real features, single run)"),
-            self.table,
-            w.HBox([self.explore_pick, self.explore_button]),
+                   "in grey the paper's row of the same setting (real features, single run); avg: the paper's "
+                   "(0.1, 0.3, 0.5, 0.7)"),
+            w.Box([self.table], layout=w.Layout(overflow="auto", width="100%")),
+            w.HBox([self.explore_pick, self.explore_button], layout=w.Layout(flex_flow="row wrap")),
             self.explorer_box,
-        ], layout=w.Layout(padding="6px"))
+        ], layout=w.Layout(padding="6px", width="100%"))
 
     # -- the controls -----------------------------------------------------------------------
     def _set_controls(self, config: Config) -> None:
@@ -254,8 +276,10 @@ class Sliders:
             return None
         trained = sessions.training_config(config, self.base)
         in_store = self.session.store.get(experiments.config_key(trained)) is not None
-        ahead = sum(run.active for run in self.session.runs)
-        self.cost.value = f"<div>{html.escape(cost_text(config, self.preset.value, in_store, ahead))}</div>"
+        runs = list(self.session.runs)
+        queue = queue_text(sum(run.status == "running" for run in runs), sum(run.status == "queued" for run in runs),
+                           self.session.workers)
+        self.cost.value = f"<div>{html.escape(cost_text(config, self.preset.value, in_store, queue))}</div>"
         return config
 
     def config(self) -> Config | None:
@@ -332,8 +356,8 @@ class Sliders:
                     self._draw_table()
                     self._draw_tiou()
                     self._draw_pick()
-                    if not self._building and not any(run.active for run in self.session.runs):
-                        self.check()  # the store now holds what just finished
+                    if not self._building:
+                        self.check()  # the cost line: the queue changed, or the store holds what just finished
             except Exception as error:  # noqa: BLE001 - the page keeps working
                 self._say(f"{type(error).__name__}: {error}", error=True)
 
@@ -361,15 +385,16 @@ class Sliders:
         if losses and shown[-1] is not losses[-1]:
             shown.append(losses[-1])
         evaluations = list(run.evaluations)
-        with self.figure.batch_update():
+        with self.live.batch_update():
             x = [i for i, _ in shown]
             for index, term in enumerate(LOSS_TERMS):
-                self.figure.data[index].update(x=x, y=[terms.get(term) for _, terms in shown])
-            self.figure.data[MAP_TRACE].update(x=[i for i, _ in evaluations], y=[100 * m["avg"] for _, m in evaluations])
+                self.live.data[index].update(x=x, y=[terms.get(term) for _, terms in shown])
+            self.live.data[MAP_TRACE].update(x=[i for i, _ in evaluations], y=[100 * m["avg"] for _, m in evaluations])
             state = STATUS_TEXT.get(run.status, run.status)
-            self.figure.layout.title.text = (f"run #{run.number} ({self._setting(run)}): {state}, {run.iteration} / "
-                                                  f"{run.iterations} iterations — mAP at the preset's threshold "
-                                                  f"{run.trained_config.threshold:g}, γ {run.trained_config.gamma:g}")
+            self.live.layout.title.text = (f"run #{run.number} ({self._setting(run)}): {state}, {run.iteration} / "
+                                           f"{run.iterations} iterations — mAP at the preset's threshold "
+                                           f"{run.trained_config.threshold:g}, γ {run.trained_config.gamma:g}")
+        self.charts.layout.display = "flex"  # from the first run on
 
     def _setting(self, run) -> str:
         base = self.bases.get(run.number, (None, None, self.base))[2]
@@ -419,7 +444,7 @@ class Sliders:
             if run.number in self._drawn_final or run.mean_ap is None or run.active:
                 continue
             self._drawn_final.add(run.number)
-            keys = [t for t in run.mean_ap.index if t != "avg"]
+            keys = [t for t in run.mean_ap.index if not is_average(t)]
             stopped = run.status == "stopped"
             lines.append((f"#{run.number} {self._setting(run)}" + (" (stopped)" if stopped else ""),
                           [float(t) for t in keys], [100 * float(run.mean_ap[t]) for t in keys],
@@ -433,13 +458,14 @@ class Sliders:
                               dict(mode="markers", line=dict(dash="solid"), marker=dict(symbol="diamond-open", size=10))))
         if not lines:
             return
-        with self.figure.batch_update():
+        with self.tiou_chart.batch_update():
             for name, x, y, style in lines:
                 if self._tiou_used == TIOU_LINES:
-                    self.figure.layout.xaxis3.title.text = f"tIoU threshold (the first {TIOU_LINES} lines; the table has every run)"
+                    self.tiou_chart.layout.xaxis.title.text = f"tIoU threshold (the first {TIOU_LINES} lines; the table has every run)"
                     break
-                self.figure.data[FIRST_TIOU + self._tiou_used].update(name=name, x=x, y=y, visible=True, **style)
+                self.tiou_chart.data[self._tiou_used].update(name=name, x=x, y=y, visible=True, **style)
                 self._tiou_used += 1
+        self.charts.layout.display = "flex"
 
     def _draw_pick(self) -> None:
         options = [(f"#{run.number} {self._setting(run)}", run.number) for run in self.session.runs if run.run_dir is not None]
