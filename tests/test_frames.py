@@ -99,3 +99,13 @@ def test_the_explorer_shows_the_frame_under_its_cursor_and_hides_what_needs_grou
     assert app.tiou.layout.display == "none" and app.eval_protocol.layout.display == "none"
     assert "no ground truth for these videos" in app.summary.value and app.message.value == ""
     assert app.video_table["detections"].sum() > 0
+
+
+def test_explore_in_a_notebook_takes_the_videos_folder(own_scores, folder):
+    import wtal_kit
+    import widgets
+
+    widget = widgets.explore(wtal_kit.Localizer(own_scores), videos=folder, background=False)
+    assert widget.explorer.frame_panel is not None and widget.explorer.frames.layout.display == ""
+    with pytest.raises(wtal_kit.InputError, match="not a folder of videos"):
+        widgets.explore(wtal_kit.Localizer(own_scores), videos=folder / "walk.mp4")

@@ -2,6 +2,7 @@
 
     import widgets
     widgets.explore("runs/demo")                  # a run folder, a scores file, wtal_kit.Scores or a Localizer
+    widgets.explore("runs/mine", videos="videos/")  # with the frame under the time cursor (issue 19)
     widgets.sliders(store="runs/store")           # live hyperparameter sliders over a results store
 
 The last expression of a cell displays the widget. Its layout follows the output's width: rows of
@@ -24,15 +25,16 @@ from widgets.explorer_files import read_compared
 from widgets.hyperparameters import sliders_app
 
 
-def explore(run_or_scores, compare: dict | None = None, roots=(), *, background: bool = True) -> w.Widget:
+def explore(run_or_scores, compare: dict | None = None, roots=(), *, videos=None, background: bool = True) -> w.Widget:
     """The detection explorer on a run folder, a scores file, a ``wtal_kit.Scores`` or a ``wtal_kit.Localizer``.
 
     ``compare``: method name -> ActivityNet-style results JSON, shown beside ours. ``roots``: folders the
-    explorer's "open" box may read (default: the run's folder; none for scores in memory).
+    explorer's "open" box may read (default: the run's folder; none for scores in memory). ``videos``: a
+    folder of the run's video files: the frame under the time cursor and thumbnails along the video.
     The returned widget's ``.explorer`` is the :class:`widgets.explorer.Explorer`.
     """
     if isinstance(run_or_scores, (str, Path)):
-        app = explorer_app(run_or_scores, compare, roots, background=background)
+        app = explorer_app(run_or_scores, compare, roots, background=background, videos=videos)
     else:
         if isinstance(run_or_scores, wtal_kit.Localizer):
             localizer = run_or_scores
@@ -42,8 +44,10 @@ def explore(run_or_scores, compare: dict | None = None, roots=(), *, background:
             raise wtal_kit.InputError(f"explore() takes a run folder, a scores file, Scores or a Localizer, "
                                       f"got {type(run_or_scores).__name__}", field="run_or_scores")
         compared = {name: read_compared(Path(file), localizer) for name, file in (compare or {}).items()}
+        if videos is not None and not Path(videos).is_dir():
+            raise wtal_kit.InputError("not a folder of videos", file=videos, field="videos")
         app = Explorer(localizer, compared, label="in memory", path_policy=PathPolicy(roots) if roots else None,
-                       background=background)
+                       background=background, videos=videos)
     widget = app.widget
     widget.explorer = app
     return widget
