@@ -28,15 +28,16 @@ class PageKernelManager(AsyncMappingKernelManager):
     close_grace = Float(5.0, config=True, help="seconds a kernel waits for its page to reconnect before it is shut down")
 
     def connections(self, kernel_id: str) -> int:
-        """Open websockets of ``kernel_id`` (0 for an unknown kernel)."""
-        if kernel_id not in self:
+        """Open websockets of ``kernel_id`` (0 for an unknown kernel, or one going away)."""
+        try:
+            return int(self.kernel_model(kernel_id).get("connections", 0)) if kernel_id in self else 0
+        except KeyError:
             return 0
-        return int(self.kernel_model(kernel_id).get("connections", 0))
 
     def notify_disconnect(self, kernel_id: str) -> None:
-        super().notify_disconnect(kernel_id)
+        super().notify_disconnect(kernel_id)  # called in the server's event loop, by the closing websocket
         if kernel_id in self and self.connections(kernel_id) == 0:
-            asyncio.get_event_loop().call_later(self.close_grace, self._end_if_unused, kernel_id)
+            asyncio.get_running_loop().call_later(self.close_grace, self._end_if_unused, kernel_id)
 
     def _end_if_unused(self, kernel_id: str) -> None:
         if kernel_id in self and self.connections(kernel_id) == 0:
