@@ -55,6 +55,7 @@ bench: setup chromium
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_explorer.py
 	$(PY) benchmarks/bench_explorer_browser.py
+	$(PY) benchmarks/bench_apps_open.py --soak 50
 	$(PY) benchmarks/bench_reproduce.py --mode smoke   # --mode quick: about half an hour
 
 clean:

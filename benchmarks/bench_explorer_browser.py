@@ -177,7 +177,7 @@ def main(argv=None) -> int:
 
     videos, classes = len(reference.localizer.videos), reference.localizer.num_classes
     print(f"explorer in headless chromium on {args.run} ({layout} layout: {videos} videos, {classes} classes); "
-          f"page with widgets after {opened:.1f} s; {os.cpu_count()} CPUs, load average {load_before:.1f} before, "
+          f"the server's first page showed its widgets after {opened:.1f} s; {os.cpu_count()} CPUs, load average {load_before:.1f} before, "
           f"{load_after:.1f} after; wtal-kit {wtal_kit.__version__}")
     target = TARGETS_MS.get(layout, 150)
     rows = (("one threshold step -> whole page updated", times[1], None),

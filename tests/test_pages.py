@@ -2,8 +2,11 @@
 
 - twenty page views in a row: no uncaught error, every figure drawn, and alive (a threshold step
   redraws the figure: a figure whose model anywidget gave up on still draws once, but never again);
+  each navigation runs the page's beforeunload, whose shutdown beacon must be accepted (a refused one
+  is a console error);
 - fifty page views opened and closed: afterwards the server holds its preheated pool and no more
-  kernels, and about the memory it held before.
+  kernels, and about the memory it held before. The tabs are closed without beforeunload (as a
+  crashed tab), so this is the server's own shutdown of a kernel whose page went away.
 
 Both are bounded in count and in time (each wait has a timeout; the soak a deadline of its own).
 """

@@ -264,6 +264,8 @@ def test_sliders_train_stop_row_and_store(tmp_path, smoke):
     assert app.table.value.count("class='wtal-run'") == 2
     assert "Table 5 · kappa=none" in app.table.value and "60.3" in app.table.value
     assert f"{100 * done.mean_ap['avg']:.1f}" in app.table.value
+    # the table's avg is the paper's: the mean of its four tIoU columns (0.1, 0.3, 0.5, 0.7)
+    assert done.mean_ap["avg"] == pytest.approx(sum(done.mean_ap[t] for t in (0.1, 0.3, 0.5, 0.7)) / 4)
     tiou_lines = app.tiou_chart.data
     assert [trace.name for trace in tiou_lines if trace.visible] == [
         "#1 κ=3 (stopped)", "paper: Table 5 · kappa=3", "#2 κ=none", "paper: Table 5 · kappa=none"]

@@ -53,6 +53,8 @@ MAX_PER_VIDEO_CHOICES = [("no cap (paper)", NO_CAP), ("100 (ActivityNet challeng
                          ("10", 10), ("5", 5), ("1", 1)]
 BUSY_AFTER_S = 0.25  # say "updating" only when a recompute takes longer than this
 SETTLE_S = 0.025  # in the app, a result is drawn no sooner than this after its move: a burst of moves draws only its last
+DRAW_EVERY_S = 0.1  # and no sooner than this after the previous drawing: a held key or a drag never outpaces the browser,
+                    # which needs about 90 ms to redraw the whole page
 PREFETCH_STEPS = 3  # in the app, once a move is drawn, the thresholds this many steps either side are computed ahead
 CONTROL_WIDTH = dict(width="100%", max_width="420px")  # a control fills its column, up to this
 
@@ -95,6 +97,7 @@ class Explorer:
         self._quiet = threading.local()
         self._busy_lock = threading.Lock()
         self._finished = 0  # generation of the last background refresh that ended
+        self._drawn_at = 0.0  # when a background refresh last drew (monotonic seconds)
         self._quiet.on = True
 
         slider = dict(continuous_update=True, readout_format=".2f", style={"description_width": "110px"}, layout=w.Layout(**CONTROL_WIDTH))
@@ -324,7 +327,8 @@ class Explorer:
         widget's once (and none for a widget whose content did not change). ``generation``: the
         background job's; once a newer request exists, this one stops between its steps and draws nothing
         (the newer one draws). ``requested``: when the move came (monotonic seconds); a background
-        result is drawn no sooner than SETTLE_S after it, so that of quick moves only the last is drawn.
+        result is drawn no sooner than SETTLE_S after it, so that of quick moves only the last is drawn,
+        and no sooner than DRAW_EVERY_S after the previous drawing.
         """
         def stale() -> bool:
             return generation is not None and self.worker.superseded(generation)
@@ -334,9 +338,11 @@ class Explorer:
         if computed is None or stale():
             return
         if requested is not None and self.worker.background:
-            time.sleep(max(0.0, SETTLE_S - (time.monotonic() - requested)))
+            now = time.monotonic()
+            time.sleep(max(0.0, SETTLE_S - (now - requested), DRAW_EVERY_S - (now - self._drawn_at)))
             if stale():
                 return
+            self._drawn_at = time.monotonic()
         evaluation, video_table = computed.evaluation, computed.video_table
         self.evaluation, self.video_table, self.errors = evaluation, video_table, computed.errors
         if evaluation is not None:

@@ -38,8 +38,8 @@ FIGURE_MODULE_ENV = "WTAL_FIGURE_MODULE"
 
 def light_template() -> go.layout.Template:
     """plotly's default look (colours, fonts, grid) without its defaults for 40 trace types and 3-D/map/polar
-    subplots that the apps never draw: a sixth of the size in every figure's state, less for plotly.js to
-    merge at each redraw."""
+    subplots that the apps never draw (a sixth of the size in every figure's state, less for plotly.js to
+    merge at each redraw), and without ``automargin``, with which plotly lays a figure out twice per redraw."""
     look = pio.templates["plotly"].layout
     return go.layout.Template(layout=dict(
         colorway=look.colorway, font=look.font, hoverlabel=look.hoverlabel, hovermode=look.hovermode,

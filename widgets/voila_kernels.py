@@ -1,10 +1,11 @@
 """The apps' kernel manager in the Voilà server: a page's kernel ends with the page.
 
-Voilà starts (or, preheated, hands out) one kernel per page view and keeps it until the server
-stops. Its page's ``beforeunload`` beacon is meant to shut it down, but in practice the kernels
-of closed pages stayed alive (430 MB each for the explorer, 1 GB at ActivityNet scale). Here the
-server itself notices: when the last websocket of a kernel closes (the tab closed, reloaded or
-navigated away) and none reconnects within ``close_grace`` seconds, the kernel is shut down.
+Voilà starts (or, preheated, hands out) one kernel per page view. Its page's ``beforeunload``
+beacon shuts it down (once the page has an ``_xsrf`` cookie, which the apps' template gives it:
+without one the server refused every beacon, and closed pages kept their kernels, 430 MB each for
+the explorer). A tab that crashes, a machine that sleeps or a lost network sends no beacon; here the
+server itself notices: when the last websocket of a kernel closes and none reconnects within
+``close_grace`` seconds, the kernel is shut down.
 A kernel that no page ever connected to (a preheated one waiting in the pool) is left alone;
 jupyter_server's culling (``cull_idle_timeout``, set by :mod:`wtal_kit.apps.serve`) ends one whose
 page went away before it connected.
@@ -27,15 +28,16 @@ class PageKernelManager(AsyncMappingKernelManager):
     close_grace = Float(5.0, config=True, help="seconds a kernel waits for its page to reconnect before it is shut down")
 
     def connections(self, kernel_id: str) -> int:
-        """Open websockets of ``kernel_id`` (0 for an unknown kernel)."""
-        if kernel_id not in self:
+        """Open websockets of ``kernel_id`` (0 for an unknown kernel, or one going away)."""
+        try:
+            return int(self.kernel_model(kernel_id).get("connections", 0)) if kernel_id in self else 0
+        except KeyError:
             return 0
-        return int(self.kernel_model(kernel_id).get("connections", 0))
 
     def notify_disconnect(self, kernel_id: str) -> None:
-        super().notify_disconnect(kernel_id)
+        super().notify_disconnect(kernel_id)  # called in the server's event loop, by the closing websocket
         if kernel_id in self and self.connections(kernel_id) == 0:
-            asyncio.get_event_loop().call_later(self.close_grace, self._end_if_unused, kernel_id)
+            asyncio.get_running_loop().call_later(self.close_grace, self._end_if_unused, kernel_id)
 
     def _end_if_unused(self, kernel_id: str) -> None:
         if kernel_id in self and self.connections(kernel_id) == 0:
