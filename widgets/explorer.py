@@ -33,7 +33,7 @@ import plotly.graph_objects as go
 import wtal_kit
 from wtal_kit.config import DEFAULT_MIN_LENGTH, EVAL_PROTOCOLS, LOCALIZATIONS, VIEW_TIOU, Config, LocalizationSettings
 from wtal_kit.data.catalog import layout_of
-from wtal_kit.diagnosis import ACTIVITYNET_LENGTH_BINS, THUMOS14_LENGTH_BINS, error_breakdown
+from wtal_kit.diagnosis import ACTIVITYNET_LENGTH_BINS, THUMOS14_LENGTH_BINS
 from wtal_kit.evaluate import per_class_ap
 from widgets.background import LatestOnly
 from widgets.explorer_compute import SplitResults, neighbours

@@ -13,7 +13,7 @@ from wtal_kit.atomic import atomic_path
 from wtal_kit.config import Config
 from wtal_kit.data.catalog import dataset_label
 from wtal_kit.data.runfolder import metric_column
-from wtal_kit.evaluate import average_label, is_average, main_average, with_average
+from wtal_kit.evaluate import is_average, main_average, with_average
 from wtal_kit.training.runs import METRICS
 
 
