@@ -1,7 +1,7 @@
 # wtal-kit: two commands do everything on a fresh machine.
 #   make demo   set up .venv, train the default model on the embedded benchmark, print its mAP table,
 #               then serve the detection explorer on it (Ctrl-C stops it)
-#   make test   set up .venv and run every test (browser tests included; about 15 minutes on 2 cores)
+#   make test   set up .venv and run every test (browser tests included; about 18 minutes on 2 cores)
 #   make test-fast  the unit and property tests only: no browser, no training over a few seconds (< 3 minutes)
 PYTHON ?= python3
 VENV ?= .venv
@@ -56,7 +56,7 @@ bench: setup chromium
 	$(PY) benchmarks/bench_explorer.py
 	$(PY) benchmarks/bench_explorer_browser.py
 	$(PY) benchmarks/bench_apps_open.py --soak 50
-	$(PY) benchmarks/bench_reproduce.py --mode smoke   # --mode quick: about half an hour
+	$(PY) benchmarks/bench_reproduce.py --mode smoke   # --mode small: about half an hour
 
 clean:
 	rm -rf runs/demo .pytest_cache .hypothesis
