@@ -169,7 +169,9 @@ class Sliders:
         self.live = LiveFigure(layout=go.Layout(
             template=TEMPLATE, height=420, margin=dict(l=60, r=60, t=40, b=40), legend=dict(orientation="h", y=-0.2),
             xaxis=dict(title="iteration"), yaxis=dict(title="loss"),
-            yaxis2=dict(title="mAP avg (%)", overlaying="y", side="right", rangemode="tozero"),
+            # its own round ticks from 0 (plotly.js 3 syncs an overlaying axis's ticks to the left one's by default)
+            yaxis2=dict(title="mAP avg (%)", overlaying="y", side="right", rangemode="tozero", tickmode="auto",
+                        showgrid=False),
             title=dict(text="no run yet", font=dict(size=13))))
         for term in LOSS_TERMS:
             self.live.add_scatter(name=f"loss: {term}", mode="lines", x=[], y=[])
