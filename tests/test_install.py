@@ -62,6 +62,27 @@ def test_pyproject_lists_every_package():
     assert set(config["package-data"]) == data
 
 
+# -- module paths before 0.2 ------------------------------------------------------------------
+def test_a_moved_module_path_warns_once_and_gives_the_new_module():
+    """``wtal_kit.pipeline`` (attribute or import) is wtal_kit.localizer, with one FutureWarning in all."""
+    code = """
+import warnings
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    import wtal_kit
+    first = wtal_kit.pipeline
+    again = wtal_kit.pipeline
+    import wtal_kit.pipeline as imported
+    from wtal_kit import localizer
+assert first is again is imported is localizer
+print(sum(issubclass(w.category, FutureWarning) for w in caught))
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1"
+
+
 # -- a real, non-editable install ---------------------------------------------------------
 def _copy_source(destination: Path) -> Path:
     """What the sdist holds, without build/ or egg-info left in the work tree by someone else."""

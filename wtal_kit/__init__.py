@@ -137,14 +137,16 @@ def __getattr__(name: str):
 
 
 def _moved_module(name: str):
-    """The module an old path names now, with a FutureWarning (once per path)."""
-    import sys
+    """The module an old path names now, with a FutureWarning (once per path: the module is then
+    both ``sys.modules["wtal_kit.<name>"]`` and the package's attribute, so neither the import system
+    nor :func:`__getattr__` comes back here)."""
     import warnings
 
     new = _MOVED[name]
     warnings.warn(f"wtal_kit.{name} is now {new}; the old path goes away in 0.3", FutureWarning, stacklevel=3)
     module = importlib.import_module(new)
     sys.modules[f"wtal_kit.{name}"] = module
+    globals()[name] = module
     return module
 
 
