@@ -146,18 +146,24 @@ class TrainState:
         Forward and losses run under bf16 autocast on CUDA when ``config.bf16``; dropout masks are
         drawn from ``self.generator``. With ``config.fast_step`` the step is :class:`StaticStep`'s.
         """
-        config, device = self.config, batch.features.device
-        if config.fast_step:
+        if self.config.fast_step:
             if self.fast is None:
                 self.fast = StaticStep(self)
             return self.fast(batch)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16):
-            terms = compute_losses(self.model, self.custom_factors, batch.features, batch.lengths, batch.labels, config,
+        return {name: value.detach() for name, value in self._update(batch).items()}
+
+    def _update(self, batch: Batch, cache_enabled: bool | None = None) -> dict:
+        """Forward and losses (under bf16 autocast on CUDA when ``config.bf16``), backward, Adam: the
+        body of both steps; returns the loss terms, not detached. cache_enabled: autocast's."""
+        device = batch.features.device
+        autocast = device.type == "cuda" and self.config.bf16
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast, cache_enabled=cache_enabled):
+            terms = compute_losses(self.model, self.custom_factors, batch.features, batch.lengths, batch.labels, self.config,
                                    self.generator, check_values=False)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)  # in a CUDA graph capture, backward then writes the gradients into its memory
         terms["total"].backward()
         self.optimizer.step()
-        return {name: value.detach() for name, value in terms.items()}
+        return terms
 
     def save(self, path: Path, iteration: int, extra=None) -> None:
         """A checkpoint after ``iteration`` iterations, written atomically; ``extra``: JSON-able run state."""
@@ -255,14 +261,7 @@ class StaticStep:
 
     def _update(self) -> torch.Tensor:
         """Forward, losses, backward and Adam on the static buffers; returns the terms, (n_terms,) float32."""
-        state, features = self.state, self.inputs.features
-        autocast = features.device.type == "cuda" and state.config.bf16
         # cache_enabled=False: a graph must not keep autocast's cast weights from its capture
-        with torch.autocast(device_type=features.device.type, dtype=torch.bfloat16, enabled=autocast, cache_enabled=False):
-            terms = compute_losses(state.model, state.custom_factors, *self.inputs, state.config, state.generator,
-                                   check_values=False)
-        state.optimizer.zero_grad(set_to_none=True)  # captured: backward then writes the gradients into the graph's memory
-        terms["total"].backward()
-        state.optimizer.step()
+        terms = self.state._update(self.inputs, cache_enabled=False)
         self.names = tuple(terms)
         return torch.stack([value.detach().float() for value in terms.values()])  # (n_terms,)
