@@ -249,9 +249,7 @@ def localize(
     if not np.isfinite(video_probs).all():
         raise InputError("non-finite value", field="video_probs")
     _check_probabilities(video_probs, "video_probs")
-    threshold = checks.number(threshold, "threshold")
-    if not 0 < threshold < 1:
-        raise InputError(f"must lie in (0, 1), got {threshold!r}", field="threshold")
+    threshold = checks.number(threshold, "threshold", above=0, below=1)
     gamma = checks.number(gamma, "gamma")
     sps = _check_seconds_per_segment(seconds_per_segment)
 
@@ -442,9 +440,7 @@ def localize_videos(
 
     sps = _check_seconds_per_segment(seconds_per_segment)
     if protocol == "paper":
-        threshold = checks.number(threshold, "threshold")
-        if not 0 < threshold < 1:
-            raise InputError(f"must lie in (0, 1), got {threshold!r}", field="threshold")
+        threshold = checks.number(threshold, "threshold", above=0, below=1)
     gamma = checks.number(gamma, "gamma")
     min_length = DEFAULT_MIN_LENGTH[protocol] if min_length is None else min_length
     min_length = checks.integer(min_length, "min_length", minimum=1)
