@@ -69,6 +69,12 @@ class Evaluation:
     mean_ap: pd.Series
     per_class: pd.DataFrame
 
+    @classmethod
+    def from_per_class(cls, per_class: pd.DataFrame) -> "Evaluation":
+        """The evaluation of a per-class AP table (index: class, columns: tIoU thresholds): its mean over
+        the classes per threshold, with the averages of :func:`with_average`."""
+        return cls(with_average(per_class.mean(axis=0).rename("mAP")), per_class)
+
 
 # ----------------------------------------------------------------------------- public API
 
@@ -144,7 +150,7 @@ def evaluate_detections(ground_truth: pd.DataFrame, detections: pd.DataFrame, io
         warnings.warn(f"{len(outside)} of the {detections['video'].nunique()} videos with detections have no ground-truth "
                       f"instance (their detections all count as false positives); wrong --subset or ground truth?")
     per_class = per_class_ap(ground_truth, detections, iou_thresholds, protocol)
-    return Evaluation(with_average(per_class.mean(axis=0).rename("mAP")), per_class)
+    return Evaluation.from_per_class(per_class)
 
 
 AVERAGE = "avg"  # the paper's average: the mean mAP over tIoU 0.1, 0.3, 0.5 and 0.7 (PAPER_TIOUS), and no other

@@ -37,7 +37,6 @@ from wtal_kit.evaluate import (
     average_precision_codes,
     ranked_average_precision,
     true_positives_codes,
-    with_average,
 )
 from wtal_kit.localization import (
     block_topk_mean,
@@ -305,7 +304,7 @@ class Localizer:
         per_class = pd.DataFrame(
             ap, index=pd.Index(self.eval_classes, name="label", dtype=object), columns=pd.Index(thresholds, name="tiou")
         )
-        return Evaluation(with_average(per_class.mean(axis=0).rename("mAP")), per_class)
+        return Evaluation.from_per_class(per_class)
 
     def _matches(self, settings: LocalizationSettings, tiou: float, eval_protocol: str):
         """Per detection of the split: (runs, t_start, t_end, score, true positive); per ground truth: matched."""
