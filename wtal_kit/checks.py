@@ -42,10 +42,11 @@ def is_number(value) -> bool:
 def integer(value, field: str, *, minimum: int | None = None, maximum: int | None = MAX_INT, file=None) -> int:
     """``value`` as an int, within [minimum, maximum]; else InputError naming ``field``."""
     bounds = _bounds_text(minimum=minimum, maximum=maximum)
+    kind = f"an integer {bounds}" if bounds else "an integer"
     if not is_integer(value):
-        raise InputError(f"must be an integer {bounds}, got {value!r:.80}".replace("  ", " "), field=field, file=file)
+        raise InputError(f"must be {kind}, got {value!r:.80}", field=field, file=file)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise InputError(f"must be an integer {bounds}, got {value!r}", field=field, file=file)
+        raise InputError(f"must be {kind}, got {value!r}", field=field, file=file)
     return int(value)
 
 
