@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from wtal_kit import checks, timegrid
-from wtal_kit.config import EVAL_PROTOCOLS, PAPER_TIOUS, VIEW_TIOU, Config, LocalizationSettings
+from wtal_kit.config import EVAL_PROTOCOLS, LOCALIZATION_FIELDS, PAPER_TIOUS, VIEW_TIOU, Config, LocalizationSettings
 from wtal_kit.data.hdf5 import Scores
 from wtal_kit.data.tables import DETECTION_COLUMNS
 from wtal_kit.errors import InputError
@@ -175,7 +175,7 @@ class Localizer:
         settings = LocalizationSettings() if settings is None else settings
         if not isinstance(settings, LocalizationSettings):
             raise InputError(f"settings must be a LocalizationSettings, got {type(settings).__name__}", field="settings")
-        unknown = sorted(set(changes) - set(settings.to_dict()))
+        unknown = sorted(set(changes) - set(LOCALIZATION_FIELDS))
         if unknown:
             raise InputError(f"unknown localization setting(s) {unknown}", field="settings")
         return settings.replace(**changes) if changes else settings
