@@ -130,6 +130,7 @@ def test_bad_settings_are_input_errors(random_scores):
         (dict(gamma=float("nan")), "gamma"),
         (dict(localization="nms"), "localization"),
         (dict(min_length=0), "min_length"),
+        (dict(treshold=0.4), "settings"),  # a misspelt setting name
     ]:
         with pytest.raises(InputError) as info:
             localizer.detections(**kwargs)
