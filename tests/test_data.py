@@ -231,6 +231,10 @@ def test_store_without_annotations_round_trip(tmp_path):
     assert reopened.features(1).shape == (6, 3)
     attrs = feature_store_attrs(store)
     assert attrs["extractor"] == "{}" and attrs["note"] == 7 and attrs["feature_dim"] == 3
+    for own in ("format", "feature_dim", "description"):  # extra attributes never replace the store's own
+        with pytest.raises(ValueError, match="cannot replace"):
+            write_feature_store(tmp_path / "other.h5", dataset, progress=False, attrs={own: 1})
+    assert not (tmp_path / "other.h5").exists()
     table, classes = load_ground_truth(store)
     assert classes == () and len(table) == 0
     with pytest.raises(ValueError, match="feature_dim"):  # the format's own attributes cannot be replaced

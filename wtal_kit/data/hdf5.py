@@ -281,25 +281,26 @@ def write_feature_store(path, dataset: FeatureDataset, *, progress: bool = True,
     (``wtal features`` records its backbone and weights); they cannot replace the format's own.
     """
     path = Path(path)
+    annotations = dataset.annotations
+    own = dict(
+        format=STORE_FORMAT,
+        format_version=FORMAT_VERSION,
+        name=annotations.name,
+        seconds_per_segment=dataset.seconds_per_segment,
+        feature_dim=dataset.feature_dim,
+        classes=json.dumps(list(annotations.classes)),
+        description=portable_name(dataset.description),
+    )
     attrs = dict(attrs or {})
-    reserved = sorted(set(attrs) & {"format", "format_version", "name", "seconds_per_segment", "feature_dim", "classes", "description"})
+    reserved = sorted(set(attrs) & set(own))
     if reserved:
         raise ValueError(f"attrs cannot replace the store's own attribute(s) {reserved}")
-    annotations = dataset.annotations
     _check_video_names(annotations, dataset.description or path)
     # refuse at once where the features cannot fit: HDF5 does not fail cleanly when the disk fills under it
     expected_bytes = int(num_segments(annotations.durations, dataset.seconds_per_segment).sum()) * dataset.feature_dim * 4
     with atomic_path(path, expected_bytes=expected_bytes) as tmp:
         with h5py.File(tmp, "w") as out:
-            out.attrs.update(
-                format=STORE_FORMAT,
-                format_version=FORMAT_VERSION,
-                name=annotations.name,
-                seconds_per_segment=dataset.seconds_per_segment,
-                feature_dim=dataset.feature_dim,
-                classes=json.dumps(list(annotations.classes)),
-                description=portable_name(dataset.description),
-            )
+            out.attrs.update(own)
             out.attrs.update(attrs)
             write_annotations(out.create_group("annotations"), annotations)
             features = out.create_group("features")
