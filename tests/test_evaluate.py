@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wtal_kit.reference import reference_per_class_ap  # tests/ is on sys.path under pytest (no __init__.py)
+from wtal_kit.reference import reference_per_class_ap  # the readable oracle, shipped in the package
 from wtal_kit.errors import InputError
 from wtal_kit.config import ACTIVITYNET_TIOUS, EVAL_PROTOCOLS, FINE_TIOUS, PAPER_TIOUS
 from wtal_kit.evaluate import (
