@@ -148,9 +148,8 @@ def write_outputs(run_dir: Path, config: Config, dataset, split: Split, evaluate
     scores, evaluation = evaluated.scores, evaluated.evaluation
     annotations = dataset.annotations
     logits = [scores.logits[video] for video in scores.annotations.videos]
-    attrs = scores_attrs(config, annotations.name, split.test_subset, checkpoint)
     write_scores(run_dir / scores_file_name(split.test_subset), annotations, split.test_indices, logits, scores.video_probs,
-                 attrs)
+                 scores.attrs)  # scores_attrs of this checkpoint, made by evaluate_split
     detections = evaluated.localizer.detections(config.localization_settings)
     write_detections_json(run_dir / detections_file_name(split.test_subset), detections, videos=scores.annotations.videos,
                           external_data={"config": config.to_dict(), "checkpoint": checkpoint})
