@@ -64,7 +64,8 @@ def test_pyproject_lists_every_package():
 
 # -- module paths before 0.2 ------------------------------------------------------------------
 def test_a_moved_module_path_warns_once_and_gives_the_new_module():
-    """``wtal_kit.pipeline`` (attribute or import) is wtal_kit.localizer, with one FutureWarning in all."""
+    """``wtal_kit.pipeline`` (attribute or import) is wtal_kit.localizer, with one FutureWarning in all;
+    an old path first met by ``import`` leaves the module its own spec."""
     code = """
 import warnings
 warnings.simplefilter("always")
@@ -75,6 +76,10 @@ with warnings.catch_warnings(record=True) as caught:
     import wtal_kit.pipeline as imported
     from wtal_kit import localizer
 assert first is again is imported is localizer
+assert localizer.__spec__.name == "wtal_kit.localizer"  # its own spec, not the old path's
+import wtal_kit.runs
+from wtal_kit.training import runs
+assert wtal_kit.runs is runs and runs.__spec__.name == "wtal_kit.training.runs"
 print(sum(issubclass(w.category, FutureWarning) for w in caught))
 """
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -162,10 +162,14 @@ class _MovedModules(importlib.abc.MetaPathFinder):
 
 class _MovedLoader(importlib.abc.Loader):
     def create_module(self, spec):
-        return _moved_module(spec.name.rpartition(".")[2])
+        module = _moved_module(spec.name.rpartition(".")[2])
+        self.own_spec = module.__spec__
+        return module
 
     def exec_module(self, module):
-        pass  # already executed under its new name
+        # Already executed under its new name; the import system has just set the old path's spec
+        # on it, so give it back its own (else ``importlib.reload`` of the module would do nothing).
+        module.__spec__ = self.own_spec
 
 
 sys.meta_path.insert(0, _MovedModules())  # before the path finders: an old path is never a file
