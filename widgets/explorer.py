@@ -84,7 +84,6 @@ class Explorer:
     def __init__(self, localizer: wtal_kit.Localizer, compared: dict | None = None, *, label: str = "",
                  path_policy: PathPolicy | None = None, background: bool = False, prefetch: int | None = None,
                  videos=None):
-        self.localizer = localizer
         self.worker = LatestOnly(background)  # recomputes of the whole split: latest request only
         # threshold steps computed ahead while the page is idle (the app's way; never in a synchronous explorer)
         self.prefetch = (PREFETCH_STEPS if background else 0) if prefetch is None else prefetch
@@ -128,9 +127,7 @@ class Explorer:
         self.map_table = w.HTML()
         self.exports = w.HTML()
         self.export_button = w.Button(description="export", tooltip="links to the current detections (JSON, CSV) and figure (HTML)")
-        self.activitynet = is_activitynet_scale(localizer)  # its table adds ActivityNet's average (0.5:0.05:0.95)
-        self.bins = length_bins(localizer)
-        self.results = SplitResults(localizer, evaluated_thresholds(self.activitynet), self.bins)
+        self._use(localizer)
         self.timeline = Timeline(self.compared)
         # figures without a width fill their box (plotly's autosize), whatever the page's or the output's width
         self.class_chart = LiveFigure(layout=go.Layout(template=TEMPLATE, height=300, margin=dict(l=50, r=10, t=40, b=110),
@@ -178,6 +175,15 @@ class Explorer:
         self._show_ground_truth_parts()
         self._quiet.on = False
         self.refresh()  # the first page: drawn before it is shown
+
+    def _use(self, localizer: wtal_kit.Localizer) -> None:
+        """Explore ``localizer``: its scale (the table adds ActivityNet's average 0.5:0.05:0.95 on that layout),
+        its length buckets, and fresh stores of results (ours by settings, the compared methods' AP)."""
+        self.localizer = localizer
+        self.activitynet = is_activitynet_scale(localizer)
+        self.bins = length_bins(localizer)
+        self.results = SplitResults(localizer, evaluated_thresholds(self.activitynet), self.bins)
+        self._compared_ap.clear()
 
     # -- layout ----------------------------------------------------------------------------
     def _layout(self) -> w.Widget:
@@ -514,13 +520,10 @@ class Explorer:
             unknown = set(detections["video"]) - set(localizer.videos)
             if unknown:
                 raise wtal_kit.InputError(f"the compared results {name!r} name videos outside these scores", file=path)
-        self.localizer = localizer
+        self._use(localizer)
         self._show_ground_truth_parts()
-        self.activitynet, self.bins = is_activitynet_scale(localizer), length_bins(localizer)
-        self.results = SplitResults(localizer, evaluated_thresholds(self.activitynet), self.bins)
         self.label = short_name(path)
         self.title.value = self._title_html()
-        self._compared_ap.clear()
         self.request_refresh(note=f"opened {path}")
 
     def _on_compare(self, button) -> None:
