@@ -301,7 +301,8 @@ class Explorer:
         settings, protocol, tiou = self.settings(), self.eval_protocol.value, self.tiou.value
         if settings.localization != "paper":
             return  # the released code's localization has no threshold
-        for threshold in neighbours(settings.threshold, self.prefetch):
+        slider = self.threshold  # the steps and bounds a move can reach
+        for threshold in neighbours(settings.threshold, self.prefetch, slider.step, slider.min, slider.max):
             if self.worker.superseded(generation):
                 return
             try:
