@@ -44,7 +44,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wtal_kit import checks
-from wtal_kit.atomic import atomic_path
+from wtal_kit.atomic import atomic_path, atomic_write_text
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
 from wtal_kit.data.hdf5 import feature_store_attrs, open_feature_store, write_feature_store
@@ -222,9 +222,7 @@ class Scratch:
         if self.folder.exists() and not same:  # made with another backbone, weights or size: not ours to reuse
             shutil.rmtree(self.folder, ignore_errors=True)
         if not recorded.exists():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with atomic_path(recorded) as tmp:
-                tmp.write_text(json.dumps(settings, sort_keys=True))
+            atomic_write_text(recorded, json.dumps(settings, sort_keys=True))  # makes the folder too
 
     def part(self, name: str) -> Path:
         return self.folder / f"{name}.npz"
