@@ -41,7 +41,7 @@ THROTTLE = 0.2  # seconds between two redraws of the live charts
 MAX_CURVE_POINTS = 600  # the loss curves are thinned to at most this many points
 TIOU_LINES = 40  # lines of the mAP-vs-tIoU chart (runs and published rows)
 ERROR = "#b00020"
-LOSS_TERMS = ("total", "classification", "metric")
+LOSS_TERMS = sessions.LOSS_TERMS  # the live chart's loss traces, in this order
 MAP_TRACE = len(LOSS_TERMS)  # the live chart's traces: the loss terms, then the mAP at each evaluation
 CONTROL = dict(width="100%", max_width="400px")  # a control fills its column, up to this
 CLASSIFICATION_LABELS = [("BBCE", "bbce"), ("BCE", "bce"), ("Softmax-MIL", "softmax_mil")]
