@@ -317,8 +317,7 @@ class Sliders:
         self.watched = run
         self._say(f"run #{run.number}: {STATUS_TEXT.get(run.status, run.status)}"
                   + (f" — {run.message}" if run.message else ""))
-        self.redraw(force=True)
-        self.check()
+        self.redraw(force=True)  # with the cost line (its queue now holds this run)
         return run
 
     def open_in_explorer(self, number: int | None = None):
