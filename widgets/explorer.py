@@ -84,6 +84,8 @@ class Explorer:
     def __init__(self, localizer: wtal_kit.Localizer, compared: dict | None = None, *, label: str = "",
                  path_policy: PathPolicy | None = None, background: bool = False, prefetch: int | None = None,
                  videos=None):
+        if videos is not None and not Path(videos).is_dir():
+            raise wtal_kit.InputError("not a folder of videos", file=videos, field="videos")
         self.worker = LatestOnly(background)  # recomputes of the whole split: latest request only
         # threshold steps computed ahead while the page is idle (the app's way; never in a synchronous explorer)
         self.prefetch = (PREFETCH_STEPS if background else 0) if prefetch is None else prefetch
@@ -555,8 +557,6 @@ def explorer_app(source: str | Path, compare: dict | None = None, roots=(), back
     localizer = wtal_kit.Localizer(open_scores(path))
     compared = {name: read_compared(Path(file), localizer) for name, file in (compare or {}).items()}
     policy = PathPolicy(roots or [path if path.is_dir() else path.parent])
-    if videos is not None and not Path(videos).is_dir():
-        raise wtal_kit.InputError("not a folder of videos", file=videos)
     return Explorer(localizer, compared, label=short_name(path), path_policy=policy, background=background,
                     videos=videos)
 
