@@ -84,7 +84,8 @@ class Explorer:
     def __init__(self, localizer: wtal_kit.Localizer, compared: dict | None = None, *, label: str = "",
                  path_policy: PathPolicy | None = None, background: bool = False, prefetch: int | None = None,
                  videos=None):
-        self.localizer = localizer
+        if videos is not None and not Path(videos).is_dir():
+            raise wtal_kit.InputError("not a folder of videos", file=videos, field="videos")
         self.worker = LatestOnly(background)  # recomputes of the whole split: latest request only
         # threshold steps computed ahead while the page is idle (the app's way; never in a synchronous explorer)
         self.prefetch = (PREFETCH_STEPS if background else 0) if prefetch is None else prefetch
@@ -128,9 +129,7 @@ class Explorer:
         self.map_table = w.HTML()
         self.exports = w.HTML()
         self.export_button = w.Button(description="export", tooltip="links to the current detections (JSON, CSV) and figure (HTML)")
-        self.activitynet = is_activitynet_scale(localizer)  # its table adds ActivityNet's average (0.5:0.05:0.95)
-        self.bins = length_bins(localizer)
-        self.results = SplitResults(localizer, evaluated_thresholds(self.activitynet), self.bins)
+        self._use(localizer)
         self.timeline = Timeline(self.compared)
         # figures without a width fill their box (plotly's autosize), whatever the page's or the output's width
         self.class_chart = LiveFigure(layout=go.Layout(template=TEMPLATE, height=300, margin=dict(l=50, r=10, t=40, b=110),
@@ -178,6 +177,15 @@ class Explorer:
         self._show_ground_truth_parts()
         self._quiet.on = False
         self.refresh()  # the first page: drawn before it is shown
+
+    def _use(self, localizer: wtal_kit.Localizer) -> None:
+        """Explore ``localizer``: its scale (the table adds ActivityNet's average 0.5:0.05:0.95 on that layout),
+        its length buckets, and fresh stores of results (ours by settings, the compared methods' AP)."""
+        self.localizer = localizer
+        self.activitynet = is_activitynet_scale(localizer)
+        self.bins = length_bins(localizer)
+        self.results = SplitResults(localizer, evaluated_thresholds(self.activitynet), self.bins)
+        self._compared_ap.clear()
 
     # -- layout ----------------------------------------------------------------------------
     def _layout(self) -> w.Widget:
@@ -295,7 +303,8 @@ class Explorer:
         settings, protocol, tiou = self.settings(), self.eval_protocol.value, self.tiou.value
         if settings.localization != "paper":
             return  # the released code's localization has no threshold
-        for threshold in neighbours(settings.threshold, self.prefetch):
+        slider = self.threshold  # the steps and bounds a move can reach
+        for threshold in neighbours(settings.threshold, self.prefetch, slider.step, slider.min, slider.max):
             if self.worker.superseded(generation):
                 return
             try:
@@ -514,13 +523,10 @@ class Explorer:
             unknown = set(detections["video"]) - set(localizer.videos)
             if unknown:
                 raise wtal_kit.InputError(f"the compared results {name!r} name videos outside these scores", file=path)
-        self.localizer = localizer
+        self._use(localizer)
         self._show_ground_truth_parts()
-        self.activitynet, self.bins = is_activitynet_scale(localizer), length_bins(localizer)
-        self.results = SplitResults(localizer, evaluated_thresholds(self.activitynet), self.bins)
         self.label = short_name(path)
         self.title.value = self._title_html()
-        self._compared_ap.clear()
         self.request_refresh(note=f"opened {path}")
 
     def _on_compare(self, button) -> None:
@@ -551,8 +557,6 @@ def explorer_app(source: str | Path, compare: dict | None = None, roots=(), back
     localizer = wtal_kit.Localizer(open_scores(path))
     compared = {name: read_compared(Path(file), localizer) for name, file in (compare or {}).items()}
     policy = PathPolicy(roots or [path if path.is_dir() else path.parent])
-    if videos is not None and not Path(videos).is_dir():
-        raise wtal_kit.InputError("not a folder of videos", file=videos)
     return Explorer(localizer, compared, label=short_name(path), path_policy=policy, background=background,
                     videos=videos)
 

@@ -78,7 +78,3 @@ class SplitResults:
             while len(self._kept) > KEPT:
                 self._kept.popitem(last=False)
         return computed
-
-    def has(self, settings: LocalizationSettings, protocol: str, tiou: float) -> bool:
-        with self._lock:
-            return self.key(settings, protocol, tiou) in self._kept

@@ -31,7 +31,7 @@ import plotly.graph_objects as go
 import wtal_kit
 from wtal_kit import experiments
 from wtal_kit.apps import sessions
-from wtal_kit.config import BUDGETS, Config
+from wtal_kit.config import BUDGETS, PAPER_TIOUS, Config
 from wtal_kit.data.catalog import layout_of
 from wtal_kit.evaluate import is_average
 from widgets.explorer import explorer_app
@@ -41,7 +41,7 @@ THROTTLE = 0.2  # seconds between two redraws of the live charts
 MAX_CURVE_POINTS = 600  # the loss curves are thinned to at most this many points
 TIOU_LINES = 40  # lines of the mAP-vs-tIoU chart (runs and published rows)
 ERROR = "#b00020"
-LOSS_TERMS = ("total", "classification", "metric")
+LOSS_TERMS = sessions.LOSS_TERMS  # the live chart's loss traces, in this order
 MAP_TRACE = len(LOSS_TERMS)  # the live chart's traces: the loss terms, then the mAP at each evaluation
 CONTROL = dict(width="100%", max_width="400px")  # a control fills its column, up to this
 CLASSIFICATION_LABELS = [("BBCE", "bbce"), ("BCE", "bce"), ("Softmax-MIL", "softmax_mil")]
@@ -317,8 +317,7 @@ class Sliders:
         self.watched = run
         self._say(f"run #{run.number}: {STATUS_TEXT.get(run.status, run.status)}"
                   + (f" — {run.message}" if run.message else ""))
-        self.redraw(force=True)
-        self.check()
+        self.redraw(force=True)  # with the cost line (its queue now holds this run)
         return run
 
     def open_in_explorer(self, number: int | None = None):
@@ -404,8 +403,7 @@ class Sliders:
 
     def _draw_table(self) -> None:
         runs = list(self.session.runs)
-        tious = [0.1, 0.3, 0.5, 0.7]
-        head = "".join(f"<th>@{t:g}</th>" for t in tious)
+        head = "".join(f"<th>@{t:g}</th>" for t in PAPER_TIOUS)
         rows = []
         for run in runs:
             preset, layout, _ = self.bases.get(run.number, ("?", "?", None))
@@ -417,7 +415,7 @@ class Sliders:
             elif run.status == "running":
                 status = f"training ({run.iteration} / {run.iterations})"
             values = run.mean_ap
-            cells = "".join(f"<td>{_cell(values, t, 100)}</td>" for t in tious)
+            cells = "".join(f"<td>{_cell(values, t, 100)}</td>" for t in PAPER_TIOUS)
             cells += f"<td><b>{_cell(values, 'avg', 100)}</b></td>"
             seconds = "" if run.seconds is None or math.isnan(run.seconds) else f"{run.seconds:.0f} s"
             rows.append(
@@ -430,7 +428,7 @@ class Sliders:
                 if match.published is None:
                     rows.append(f"<tr class='wtal-published' style='color:#666'>{label}<td colspan='6'></td></tr>")
                     continue
-                published = "".join(f"<td>{_cell(match.published, t)}</td>" for t in tious)
+                published = "".join(f"<td>{_cell(match.published, t)}</td>" for t in PAPER_TIOUS)
                 published += f"<td>{_cell(match.published, 'avg')}</td>"
                 rows.append(f"<tr class='wtal-published' style='color:#666;font-style:italic'>{label}{published}<td></td></tr>")
         header = (f"<thead><tr><th>run</th><th>status</th><th>setting</th><th>preset, layout</th><th>seed</th>"
@@ -455,7 +453,7 @@ class Sliders:
                 if match.published is None or match.name in self._published_traces:
                     continue
                 self._published_traces.add(match.name)
-                points = [(t, match.published[t]) for t in (0.1, 0.3, 0.5, 0.7) if not math.isnan(match.published[t])]
+                points = [(t, match.published[t]) for t in PAPER_TIOUS if not math.isnan(match.published[t])]
                 lines.append((f"paper: {match.name.split(' (')[0]}", [t for t, _ in points], [v for _, v in points],
                               dict(mode="markers", line=dict(dash="solid"), marker=dict(symbol="diamond-open", size=10))))
         if not lines:

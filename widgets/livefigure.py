@@ -33,7 +33,7 @@ import plotly
 import plotly.graph_objects as go
 import plotly.io as pio
 
-FIGURE_MODULE_ENV = "WTAL_FIGURE_MODULE"
+from wtal_kit.apps.serve import FIGURE_MODULE_ENV  # the server sets it, the kernels read it: one name for both
 
 
 def light_template() -> go.layout.Template:

@@ -44,8 +44,6 @@ def explore(run_or_scores, compare: dict | None = None, roots=(), *, videos=None
             raise wtal_kit.InputError(f"explore() takes a run folder, a scores file, Scores or a Localizer, "
                                       f"got {type(run_or_scores).__name__}", field="run_or_scores")
         compared = {name: read_compared(Path(file), localizer) for name, file in (compare or {}).items()}
-        if videos is not None and not Path(videos).is_dir():
-            raise wtal_kit.InputError("not a folder of videos", file=videos, field="videos")
         app = Explorer(localizer, compared, label="in memory", path_policy=PathPolicy(roots) if roots else None,
                        background=background, videos=videos)
     widget = app.widget

@@ -21,11 +21,13 @@ import asyncio
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Float
 
+from wtal_kit.apps.serve import CLOSE_GRACE
+
 
 class PageKernelManager(AsyncMappingKernelManager):
     """Shuts a kernel down ``close_grace`` seconds after its last websocket closed, unless one reconnected."""
 
-    close_grace = Float(5.0, config=True, help="seconds a kernel waits for its page to reconnect before it is shut down")
+    close_grace = Float(float(CLOSE_GRACE), config=True, help="seconds a kernel waits for its page to reconnect before it is shut down")
 
     def connections(self, kernel_id: str) -> int:
         """Open websockets of ``kernel_id`` (0 for an unknown kernel, or one going away)."""

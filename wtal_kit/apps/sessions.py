@@ -56,6 +56,7 @@ from wtal_kit.errors import InputError, WtalError
 
 EVENTS = ("queued", "started", "iteration", "evaluation", "finished")
 STATUSES = ("queued", "running", "finished", "store", "stopped", "cancelled", "failed")
+LOSS_TERMS = ("total", "classification", "metric")  # a run's losses: {term: value} (metrics.csv: loss_<term>)
 # What a run may change without training anew (its stored scores are re-evaluated): the evaluation fields.
 EVALUATION_FIELDS = tuple(sorted(experiments.NOT_TRAINING_FIELDS - {"device", "feature_cache_mb", "checkpoint_selection"}))
 STOPPED = ".stopped"  # <store>/.stopped/<key>/: runs that Stop ended (the store's keys() skips dot-folders)
@@ -423,7 +424,7 @@ class Session:
             run.evaluations = [(int(row["iteration"]), {metric_key(c): float(row[c]) for c in row.index if c.startswith("map")})
                                for _, row in metrics.iterrows()]
             # the log keeps each loss term's mean since the previous evaluation (not every iteration)
-            run.losses = [(int(row["iteration"]), {term: float(row[f"loss_{term}"]) for term in ("total", "classification", "metric")
+            run.losses = [(int(row["iteration"]), {term: float(row[f"loss_{term}"]) for term in LOSS_TERMS
                                                    if f"loss_{term}" in row.index and not pd.isna(row[f"loss_{term}"])})
                           for _, row in metrics.iterrows()]
             run.seconds = float(entry.info.get("seconds", float("nan")))

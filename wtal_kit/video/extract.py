@@ -44,14 +44,14 @@ import torch
 from tqdm.auto import tqdm
 
 from wtal_kit import checks
-from wtal_kit.atomic import atomic_path
+from wtal_kit.atomic import atomic_path, atomic_write_text
 from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.dataset import FeatureDataset
 from wtal_kit.data.hdf5 import feature_store_attrs, open_feature_store, write_feature_store
 from wtal_kit.errors import InputError
 from wtal_kit.timegrid import DEFAULT_SECONDS_PER_SEGMENT, num_segments
 from wtal_kit.video import backbone as bb
-from wtal_kit.video.decode import iter_frames_25fps, probe, video_files
+from wtal_kit.video.decode import VIDEO_EXTENSIONS, iter_frames_25fps, probe, video_files
 
 FRAMES_PER_SEGMENT = 16  # frames of one clip
 FRAME_RATE = 25.0  # frames per second after resampling: 16 / 25 = 0.64 s, timegrid's DEFAULT_SECONDS_PER_SEGMENT
@@ -199,7 +199,7 @@ def video_inputs(inputs) -> dict[str, Path]:
                 raise InputError(f"two videos are named {name!r} (also {found[name]}): names must be unique", file=path)
             found[name] = path
     if not found:
-        raise InputError("no video files (.mp4 .avi .mkv .mov .webm .m4v) found", file=", ".join(map(str, inputs)))
+        raise InputError(f"no video files ({' '.join(VIDEO_EXTENSIONS)}) found", file=", ".join(map(str, inputs)))
     return found
 
 
@@ -222,9 +222,7 @@ class Scratch:
         if self.folder.exists() and not same:  # made with another backbone, weights or size: not ours to reuse
             shutil.rmtree(self.folder, ignore_errors=True)
         if not recorded.exists():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with atomic_path(recorded) as tmp:
-                tmp.write_text(json.dumps(settings, sort_keys=True))
+            atomic_write_text(recorded, json.dumps(settings, sort_keys=True))  # makes the folder too
 
     def part(self, name: str) -> Path:
         return self.folder / f"{name}.npz"
