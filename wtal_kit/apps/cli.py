@@ -26,6 +26,7 @@ from wtal_kit.apps.flags import (
     add_config_flags,
     add_field_flag,
     add_localization_flags,
+    budgets_help,
     check_numeric_flags,
     config_from_args,
     localization_settings,
@@ -355,7 +356,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from wtal_kit.apps.sessions import DEFAULT_PRESET, LAYOUTS, PRESETS
-    from wtal_kit.config import BUDGETS
     from wtal_kit.experiments import ALL_NAMES, DEFAULT_MODE, DEFAULT_STORE, EXECUTORS, MODES, OLD_MODE_NAMES
 
     p = sub.add_parser("sliders", help="serve the live hyperparameter sliders (a Voila app): change settings, train, compare",
@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "results store.", epilog=EPILOG)
     p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help=f"the results store [{DEFAULT_STORE}]")
     p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
-                   help=f"the budget the page starts from: {'; '.join(f'{k}: {BUDGETS[k][1]}' for k in PRESETS)} [{DEFAULT_PRESET}]")
+                   help=f"the budget the page starts from: {budgets_help(PRESETS)} [{DEFAULT_PRESET}]")
     p.add_argument("--layout", choices=LAYOUTS, default="thumos14", help="dataset layout the page starts on [thumos14]")
     p.add_argument("--workers", type=int, default=None, help="trainings at once [2 with 2 or more CPU cores or a GPU, else 1]")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; anything but loopback is reachable by others (no authentication) [127.0.0.1]")
@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "then execute the reproduction notebooks headless and write executed notebooks, HTML pages, "
                                    "CSV tables, figures and an index page.", epilog=EPILOG)
     p.add_argument("--mode", choices=MODES + tuple(OLD_MODE_NAMES), default=DEFAULT_MODE,
-                   help="the budget of every run: " + "; ".join(f"{name}: {BUDGETS[name][1]}" for name in MODES)
+                   help="the budget of every run: " + budgets_help(MODES)
                         + f" (before 0.2 small was 'quick' and paper 'full': both still work, with a warning) [{DEFAULT_MODE}]")
     p.add_argument("--only", nargs="+", metavar="NAME", choices=ALL_NAMES, default=None,
                    help=f"only these artefacts: {', '.join(ALL_NAMES)} [all]")

@@ -61,10 +61,15 @@ def add_field_flag(group, name: str, *flags: str, choices=None, default_note: st
         group.add_argument(*flags, dest=name, type=str, default=None, help=text)
 
 
+def budgets_help(names) -> str:
+    """What each named budget is (:data:`wtal_kit.config.BUDGETS`), for a flag's help: 'paper: ...; quick: ...'."""
+    return "; ".join(f"{name}: {BUDGETS[name][1]}" for name in names)
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("config (override the preset; defaults shown are the paper preset's)")
     group.add_argument("--preset", choices=PRESETS, default=None,
-                       help="start from this budget: " + "; ".join(f"{name}: {BUDGETS[name][1]}" for name in PRESETS) + " [paper]")
+                       help="start from this budget: " + budgets_help(PRESETS) + " [paper]")
     group.add_argument("--config", type=Path, default=None, help="start from a config JSON (e.g. a run's config.json)")
     for field in dataclasses.fields(Config):
         if field.name != "preset":
