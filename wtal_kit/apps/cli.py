@@ -188,9 +188,7 @@ def cmd_reproduce(args) -> int:
     from wtal_kit.experiments import default_workers, mode_name
     from wtal_kit.experiments.notebooks import reproduce
 
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers must be at least 1, got {args.workers}", field="workers")
-    if args.executor == "ray":
+    if args.executor == "ray":  # --workers < 1: refused before any command, by check_numeric_flags
         if args.workers is not None:
             raise InputError("--workers is for --executor local (Ray runs as many tasks as the cluster has room for)",
                              field="workers")
