@@ -128,20 +128,20 @@ def cmd_evaluate(args) -> int:
         detections = read_detections_json(args.results, classes=classes)
         source = str(args.results)
         evaluations = {protocol: evaluate_detections(ground_truth, detections, thresholds, protocol) for protocol in protocols}
-    tables = {protocol: (evaluation.mean_ap, evaluation.per_class) for protocol, evaluation in evaluations.items()}
-    print(format_map_rows([(f"{source} [{protocol} protocol]", mean_ap) for protocol, (mean_ap, _) in tables.items()]))
+    print(format_map_rows([(f"{source} [{protocol} protocol]", evaluation.mean_ap)
+                           for protocol, evaluation in evaluations.items()]))
     if len(protocols) > 1:
         print("(numbers from different protocols are not comparable)")
     if args.per_class:
-        for protocol, (_, per_class) in tables.items():
+        for protocol, evaluation in evaluations.items():
             print(f"\nper-class AP (%), {protocol} protocol")
-            print((100 * per_class).round(1).to_string())
+            print((100 * evaluation.per_class).round(1).to_string())
     if args.csv is not None:
         import pandas as pd
 
         frames = []
-        for protocol, (_, per_class) in tables.items():
-            frame = per_class.copy()
+        for protocol, evaluation in evaluations.items():
+            frame = evaluation.per_class.copy()
             frame.insert(0, "protocol", protocol)
             frames.append(frame)
         pd.concat(frames).to_csv(args.csv, index_label="label")
