@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import typing
 from pathlib import Path
@@ -39,9 +40,15 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+@functools.lru_cache(maxsize=1)
+def _config_types() -> dict:
+    """Config's field types, resolved once (the parser asks for one per flag, some 50 flags at every start)."""
+    return typing.get_type_hints(Config)
+
+
 def add_field_flag(group, name: str, *flags: str, choices=None, default_note: str = "paper") -> None:
     """One ``--field-name`` flag for a Config field: its type, choices and help come from the field."""
-    hint = typing.get_type_hints(Config)[name]
+    hint = _config_types()[name]
     default = getattr(Config, name)
     flags = flags or ("--" + name.replace("_", "-"),)
     text = f"{field_help(name)} [{default_note}: {default}]"
