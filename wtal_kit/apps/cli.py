@@ -101,7 +101,7 @@ def cmd_localize(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from wtal_kit.apps.printing import format_map_rows
-    from wtal_kit.config import Config
+    from wtal_kit.config import EVAL_PROTOCOLS, Config
     from wtal_kit.data.ground_truth import load_ground_truth
     from wtal_kit.data.jsonio import read_detections_json
     from wtal_kit.evaluate import evaluate_detections
@@ -109,7 +109,7 @@ def cmd_evaluate(args) -> int:
     if (args.results is None) == (args.scores is None):
         raise InputError("give exactly one of --results (detections JSON) or --scores (HDF5 scores file)")
     thresholds = tuple(args.iou_thresholds) if args.iou_thresholds else Config.iou_thresholds
-    protocols = list(EVAL_PROTOCOL_CHOICES[:-1]) if args.eval_protocol == "both" else [args.eval_protocol or Config.eval_protocol]
+    protocols = list(EVAL_PROTOCOLS) if args.eval_protocol == "both" else [args.eval_protocol or Config.eval_protocol]
     if args.scores is not None:
         localizer = _localizer(args.scores)
         settings = localization_settings(args)

@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 
 from wtal_kit import checks
-from wtal_kit.config import FIELD_CHOICES, LOCALIZATION_FIELDS, PRESETS, BUDGETS, Config, LocalizationSettings, field_help
+from wtal_kit.config import FIELD_CHOICES, LOCALIZATION_FIELDS, PRESETS, BUDGETS, EVAL_PROTOCOLS, Config, LocalizationSettings, field_help
 from wtal_kit.errors import InputError
 
 # -- config flags, generated from the Config dataclass (its field metadata is the help) ------------
@@ -116,7 +116,7 @@ def add_localization_flags(parser, title: str = "localization") -> None:
         add_field_flag(group, name, default_note="default")
 
 
-EVAL_PROTOCOL_CHOICES = ("activitynet", "wtalc", "both")
+EVAL_PROTOCOL_CHOICES = (*EVAL_PROTOCOLS, "both")  # wtal evaluate --protocol: each protocol, or all of them
 
 
 def check_numeric_flags(args) -> None:
