@@ -272,6 +272,10 @@ def add_kernel_flags(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wtal_kit.apps.sessions import DEFAULT_PRESET, PRESETS
+    from wtal_kit.data.catalog import LAYOUTS
+    from wtal_kit.experiments import ALL_NAMES, DEFAULT_MODE, DEFAULT_STORE, EXECUTORS, MODES, OLD_MODE_NAMES
+
     parser = OneLineParser(prog="wtal", description=__doc__.split("\n\n")[0] + " — weakly-supervised temporal action "
                                      "localization with deep metric learning (Islam & Radke, WACV 2020).",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -318,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", type=Path, default=None, help="<Dataset>-I3D-JOINTFeatures.npy (a pickle: needs --trust-pickle)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow loading the pickled feature file; a pickle can run code, so only for files from a source you trust")
-    p.add_argument("--synthetic", choices=["thumos14", "activitynet12"], default=None, help="write the embedded synthetic benchmark on this layout instead")
+    p.add_argument("--synthetic", choices=LAYOUTS, default=None, help="write the embedded synthetic benchmark on this layout instead")
     p.add_argument("--feature-dim", type=int, default=None, help="with --synthetic: feature dimension [2048]")
     p.add_argument("--seed", type=int, default=0, help="with --synthetic: benchmark seed [0]")
     p.add_argument("--seconds-per-segment", type=float, default=DEFAULT_SECONDS_PER_SEGMENT, help="duration of one feature segment [0.64 = 16 frames at 25 fps]")
@@ -352,9 +356,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_kernel_flags(p)
     p.set_defaults(func=cmd_demo)
-
-    from wtal_kit.apps.sessions import DEFAULT_PRESET, LAYOUTS, PRESETS
-    from wtal_kit.experiments import ALL_NAMES, DEFAULT_MODE, DEFAULT_STORE, EXECUTORS, MODES, OLD_MODE_NAMES
 
     p = sub.add_parser("sliders", help="serve the live hyperparameter sliders (a Voila app): change settings, train, compare",
                        description="Serve the live hyperparameter sliders: change the method's hyperparameters, train in the "
