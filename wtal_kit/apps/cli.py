@@ -214,10 +214,11 @@ def cmd_reproduce(args) -> int:
 def cmd_explore(args) -> int:
     from wtal_kit.data.hdf5 import read_scores
     from wtal_kit.data.jsonio import read_detections_json
+    from wtal_kit.data.runfolder import CONFIG
 
     source = Path(args.source).resolve()
     if source.is_dir():
-        if not (source / "config.json").is_file():
+        if not (source / CONFIG).is_file():
             raise InputError("not a run folder (no config.json)", file=source)
         classes = None
     else:
