@@ -12,10 +12,11 @@ import pandas as pd
 
 from wtal_kit.config import PAPER_TIOUS
 from wtal_kit.data.bundled import bundled_path
+from wtal_kit.data.catalog import LAYOUT_NAMES
 
 PUBLISHED_CSV = "published_results.csv"  # a shipped data file: bundled_path(PUBLISHED_CSV)
 PUBLISHED_COLUMNS = {**{f"iou_{t:g}": t for t in PAPER_TIOUS}, "avg": "avg"}  # CSV column -> our index
-PAPER_DATASETS = {"thumos14": "THUMOS14", "activitynet12": "ActivityNet1.2"}  # layout -> published dataset name
+PAPER_DATASETS = LAYOUT_NAMES  # layout -> published dataset name (the CSV names each dataset as its layout does)
 PAPER_METHOD = "Islam & Radke (paper)"
 PUBLISHED_SOURCE = "published (paper, real {dataset} I3D features, single run)"
 OTHER_SOURCE = "published (as printed in the paper's Table {table}; {supervision} supervised; that method's own features)"
