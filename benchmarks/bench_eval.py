@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from wtal_kit.reference import reference_per_class_ap  # noqa: E402
 from wtal_kit.data import load_wtalc_annotations  # noqa: E402
-from wtal_kit.config import EVAL_PROTOCOLS  # noqa: E402
+from wtal_kit.config import EVAL_PROTOCOLS, FINE_TIOUS  # noqa: E402
 from wtal_kit.evaluate import per_class_ap  # noqa: E402
 
-THRESHOLDS = np.round(np.arange(1, 10) / 10, 1)  # 0.1:0.1:0.9
+THRESHOLDS = np.asarray(FINE_TIOUS)  # 0.1:0.1:0.9
 TARGET_SPEEDUP = 10.0
 TOLERANCE = 1e-9
 

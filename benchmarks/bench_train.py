@@ -273,7 +273,7 @@ def print_profile(step, device, rows: int = 20):
 
 # -- the training loop against its own step -----------------------------------------------
 LOOP_CONFIGS = ("paper", "quick")  # the presets compared: paper (d = 2048) and quick (d = 256)
-PAPER_ITERATIONS = 4401  # Config().iterations: the paper configuration's run
+PAPER_ITERATIONS = Config.iterations  # 4401: the paper configuration's run
 
 
 def loop_config(preset: str, device: torch.device, bf16: bool, fast_step: bool = False):

@@ -42,7 +42,7 @@ def main() -> int:
     parser.add_argument("device")
     parser.add_argument("workers", type=int)
     parser.add_argument("names", nargs="+")
-    parser.add_argument("--mode", default="paper", choices=("smoke", "small", "paper"))
+    parser.add_argument("--mode", default="paper", choices=experiments.MODES)
     parser.add_argument("--smoke", action="store_const", const="smoke", dest="mode", help="the same as --mode smoke")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--fast-step", action="store_true", help="Config.fast_step for every run")

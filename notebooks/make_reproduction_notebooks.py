@@ -30,10 +30,6 @@ output_dir = "reports/small"'''
 
 PAPER = ('Islam & Radke, "Weakly Supervised Temporal Action Localization Using Deep Metric Learning" '
          "(WACV 2020)")
-REPORT_TITLES = {
-    "claims": "Claims check: what the paper concludes from its ablations, against what we measure",
-    "audit": "Protocol audit: how far each evaluation choice moves the numbers",
-}
 WHAT = {
     "table1": "the paper's Table 1 (the full method on THUMOS14; the other methods' printed rows beside it)",
     "table2": "the paper's Table 2 (the full method on ActivityNet1.2; the other methods' printed rows beside it)",
@@ -139,7 +135,7 @@ def _sources(name: str) -> list[tuple[str, str, list]]:
 
 def build(name: str):
     """The notebook of one artefact or report, without outputs."""
-    title = experiments.ARTEFACTS[name].title if name in experiments.ARTEFACTS else REPORT_TITLES[name]
+    title = experiments.ARTEFACTS[name].title if name in experiments.ARTEFACTS else experiments.REPORT_TITLES[name]
     header = (f"# Reproduce {title}\n\nRegenerates {WHAT[name]} of {PAPER}, with `wtal_kit`: it trains what "
               f"the results store lacks (a rerun trains nothing), reads the runs back and writes its table"
               f"{' and figure' if name.startswith('figure') else ''} to `output_dir`.\n\n{HONESTY}")

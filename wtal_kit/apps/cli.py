@@ -26,6 +26,7 @@ from wtal_kit.apps.flags import (
     add_config_flags,
     add_field_flag,
     add_localization_flags,
+    budgets_help,
     check_numeric_flags,
     config_from_args,
     localization_settings,
@@ -100,7 +101,7 @@ def cmd_localize(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from wtal_kit.apps.printing import format_map_rows
-    from wtal_kit.config import Config
+    from wtal_kit.config import EVAL_PROTOCOLS, Config
     from wtal_kit.data.ground_truth import load_ground_truth
     from wtal_kit.data.jsonio import read_detections_json
     from wtal_kit.evaluate import evaluate_detections
@@ -108,7 +109,7 @@ def cmd_evaluate(args) -> int:
     if (args.results is None) == (args.scores is None):
         raise InputError("give exactly one of --results (detections JSON) or --scores (HDF5 scores file)")
     thresholds = tuple(args.iou_thresholds) if args.iou_thresholds else Config.iou_thresholds
-    protocols = list(EVAL_PROTOCOL_CHOICES[:-1]) if args.eval_protocol == "both" else [args.eval_protocol or Config.eval_protocol]
+    protocols = list(EVAL_PROTOCOLS) if args.eval_protocol == "both" else [args.eval_protocol or Config.eval_protocol]
     if args.scores is not None:
         localizer = _localizer(args.scores)
         settings = localization_settings(args)
@@ -127,20 +128,20 @@ def cmd_evaluate(args) -> int:
         detections = read_detections_json(args.results, classes=classes)
         source = str(args.results)
         evaluations = {protocol: evaluate_detections(ground_truth, detections, thresholds, protocol) for protocol in protocols}
-    tables = {protocol: (evaluation.mean_ap, evaluation.per_class) for protocol, evaluation in evaluations.items()}
-    print(format_map_rows([(f"{source} [{protocol} protocol]", mean_ap) for protocol, (mean_ap, _) in tables.items()]))
+    print(format_map_rows([(f"{source} [{protocol} protocol]", evaluation.mean_ap)
+                           for protocol, evaluation in evaluations.items()]))
     if len(protocols) > 1:
         print("(numbers from different protocols are not comparable)")
     if args.per_class:
-        for protocol, (_, per_class) in tables.items():
+        for protocol, evaluation in evaluations.items():
             print(f"\nper-class AP (%), {protocol} protocol")
-            print((100 * per_class).round(1).to_string())
+            print((100 * evaluation.per_class).round(1).to_string())
     if args.csv is not None:
         import pandas as pd
 
         frames = []
-        for protocol, (_, per_class) in tables.items():
-            frame = per_class.copy()
+        for protocol, evaluation in evaluations.items():
+            frame = evaluation.per_class.copy()
             frame.insert(0, "protocol", protocol)
             frames.append(frame)
         pd.concat(frames).to_csv(args.csv, index_label="label")
@@ -187,9 +188,7 @@ def cmd_reproduce(args) -> int:
     from wtal_kit.experiments import default_workers, mode_name
     from wtal_kit.experiments.notebooks import reproduce
 
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers must be at least 1, got {args.workers}", field="workers")
-    if args.executor == "ray":
+    if args.executor == "ray":  # --workers < 1: refused before any command, by check_numeric_flags
         if args.workers is not None:
             raise InputError("--workers is for --executor local (Ray runs as many tasks as the cluster has room for)",
                              field="workers")
@@ -215,10 +214,11 @@ def cmd_reproduce(args) -> int:
 def cmd_explore(args) -> int:
     from wtal_kit.data.hdf5 import read_scores
     from wtal_kit.data.jsonio import read_detections_json
+    from wtal_kit.data.runfolder import CONFIG
 
     source = Path(args.source).resolve()
     if source.is_dir():
-        if not (source / "config.json").is_file():
+        if not (source / CONFIG).is_file():
             raise InputError("not a run folder (no config.json)", file=source)
         classes = None
     else:
@@ -273,6 +273,10 @@ def add_kernel_flags(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wtal_kit.apps.sessions import DEFAULT_PRESET, PRESETS
+    from wtal_kit.data.catalog import LAYOUTS
+    from wtal_kit.experiments import ALL_NAMES, DEFAULT_MODE, DEFAULT_STORE, EXECUTORS, MODES, OLD_MODE_NAMES
+
     parser = OneLineParser(prog="wtal", description=__doc__.split("\n\n")[0] + " — weakly-supervised temporal action "
                                      "localization with deep metric learning (Islam & Radke, WACV 2020).",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -319,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", type=Path, default=None, help="<Dataset>-I3D-JOINTFeatures.npy (a pickle: needs --trust-pickle)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow loading the pickled feature file; a pickle can run code, so only for files from a source you trust")
-    p.add_argument("--synthetic", choices=["thumos14", "activitynet12"], default=None, help="write the embedded synthetic benchmark on this layout instead")
+    p.add_argument("--synthetic", choices=LAYOUTS, default=None, help="write the embedded synthetic benchmark on this layout instead")
     p.add_argument("--feature-dim", type=int, default=None, help="with --synthetic: feature dimension [2048]")
     p.add_argument("--seed", type=int, default=0, help="with --synthetic: benchmark seed [0]")
     p.add_argument("--seconds-per-segment", type=float, default=DEFAULT_SECONDS_PER_SEGMENT, help="duration of one feature segment [0.64 = 16 frames at 25 fps]")
@@ -354,17 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_kernel_flags(p)
     p.set_defaults(func=cmd_demo)
 
-    from wtal_kit.apps.sessions import DEFAULT_PRESET, LAYOUTS, PRESETS
-    from wtal_kit.config import BUDGETS
-    from wtal_kit.experiments import ALL_NAMES, DEFAULT_MODE, DEFAULT_STORE, EXECUTORS, MODES, OLD_MODE_NAMES
-
     p = sub.add_parser("sliders", help="serve the live hyperparameter sliders (a Voila app): change settings, train, compare",
                        description="Serve the live hyperparameter sliders: change the method's hyperparameters, train in the "
                                    "background and compare the runs with the paper's rows; runs share the reproduction's "
                                    "results store.", epilog=EPILOG)
     p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help=f"the results store [{DEFAULT_STORE}]")
     p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
-                   help=f"the budget the page starts from: {'; '.join(f'{k}: {BUDGETS[k][1]}' for k in PRESETS)} [{DEFAULT_PRESET}]")
+                   help=f"the budget the page starts from: {budgets_help(PRESETS)} [{DEFAULT_PRESET}]")
     p.add_argument("--layout", choices=LAYOUTS, default="thumos14", help="dataset layout the page starts on [thumos14]")
     p.add_argument("--workers", type=int, default=None, help="trainings at once [2 with 2 or more CPU cores or a GPU, else 1]")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; anything but loopback is reachable by others (no authentication) [127.0.0.1]")
@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "then execute the reproduction notebooks headless and write executed notebooks, HTML pages, "
                                    "CSV tables, figures and an index page.", epilog=EPILOG)
     p.add_argument("--mode", choices=MODES + tuple(OLD_MODE_NAMES), default=DEFAULT_MODE,
-                   help="the budget of every run: " + "; ".join(f"{name}: {BUDGETS[name][1]}" for name in MODES)
+                   help="the budget of every run: " + budgets_help(MODES)
                         + f" (before 0.2 small was 'quick' and paper 'full': both still work, with a warning) [{DEFAULT_MODE}]")
     p.add_argument("--only", nargs="+", metavar="NAME", choices=ALL_NAMES, default=None,
                    help=f"only these artefacts: {', '.join(ALL_NAMES)} [all]")

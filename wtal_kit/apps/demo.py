@@ -14,7 +14,7 @@ from pathlib import Path
 from wtal_kit.config import Config
 from wtal_kit.data.catalog import dataset_label
 from wtal_kit.apps.printing import format_map_rows
-from wtal_kit.experiments.published import published_row
+from wtal_kit.experiments.published import PAPER_METHOD, published_row
 from wtal_kit.training.runs import CONFIG, RESULTS, map_from_json, map_to_json, write_results
 from wtal_kit.training import train, untrained_result
 
@@ -63,7 +63,7 @@ def run_demo(run_dir="runs/demo", *, force: bool = False, progress: bool = True,
     ]
     if "untrained_map" in results:
         rows.append(("untrained model — same embedded synthetic benchmark", map_from_json(results["untrained_map"])))
-    published = published_row(table=1, dataset="THUMOS14", method="Islam & Radke (paper)")
+    published = published_row(table=1, dataset="THUMOS14", method=PAPER_METHOD)
     rows.append(("published (real THUMOS14, paper Table 1) — not comparable", published))
     print()
     print(format_map_rows(rows, percent_rows={rows[-1][0]}))

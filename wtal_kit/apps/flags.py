@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import typing
 from pathlib import Path
 
 from wtal_kit import checks
-from wtal_kit.config import FIELD_CHOICES, LOCALIZATION_FIELDS, PRESETS, BUDGETS, Config, LocalizationSettings, field_help
+from wtal_kit.config import FIELD_CHOICES, LOCALIZATION_FIELDS, PRESETS, BUDGETS, EVAL_PROTOCOLS, Config, LocalizationSettings, field_help
 from wtal_kit.errors import InputError
 
 # -- config flags, generated from the Config dataclass (its field metadata is the help) ------------
@@ -39,9 +40,15 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+@functools.lru_cache(maxsize=1)
+def _config_types() -> dict:
+    """Config's field types, resolved once (the parser asks for one per flag, some 50 flags at every start)."""
+    return typing.get_type_hints(Config)
+
+
 def add_field_flag(group, name: str, *flags: str, choices=None, default_note: str = "paper") -> None:
     """One ``--field-name`` flag for a Config field: its type, choices and help come from the field."""
-    hint = typing.get_type_hints(Config)[name]
+    hint = _config_types()[name]
     default = getattr(Config, name)
     flags = flags or ("--" + name.replace("_", "-"),)
     text = f"{field_help(name)} [{default_note}: {default}]"
@@ -61,10 +68,15 @@ def add_field_flag(group, name: str, *flags: str, choices=None, default_note: st
         group.add_argument(*flags, dest=name, type=str, default=None, help=text)
 
 
+def budgets_help(names) -> str:
+    """What each named budget is (:data:`wtal_kit.config.BUDGETS`), for a flag's help: 'paper: ...; quick: ...'."""
+    return "; ".join(f"{name}: {BUDGETS[name][1]}" for name in names)
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("config (override the preset; defaults shown are the paper preset's)")
     group.add_argument("--preset", choices=PRESETS, default=None,
-                       help="start from this budget: " + "; ".join(f"{name}: {BUDGETS[name][1]}" for name in PRESETS) + " [paper]")
+                       help="start from this budget: " + budgets_help(PRESETS) + " [paper]")
     group.add_argument("--config", type=Path, default=None, help="start from a config JSON (e.g. a run's config.json)")
     for field in dataclasses.fields(Config):
         if field.name != "preset":
@@ -104,7 +116,7 @@ def add_localization_flags(parser, title: str = "localization") -> None:
         add_field_flag(group, name, default_note="default")
 
 
-EVAL_PROTOCOL_CHOICES = ("activitynet", "wtalc", "both")
+EVAL_PROTOCOL_CHOICES = (*EVAL_PROTOCOLS, "both")  # wtal evaluate --protocol: each protocol, or all of them
 
 
 def check_numeric_flags(args) -> None:

@@ -13,8 +13,8 @@ A notebook reaches all of it as ``wtal_kit.experiments.<name>``::
 
 from wtal_kit.experiments.artefacts import (
     ACTIVITYNET_EVALUATIONS, ALL_NAMES, ARTEFACTS, DEFAULT_MODE, DEFAULT_SEEDS, FULL_METHOD, MODES, OLD_MODE_NAMES,
-    REPORT_SOURCES, REPORTS, SMOKE_SEEDS, Artefact, Variant, artefact_names, base_config, check_seeds, grid, mode_name,
-    training_artefacts, variant_config,
+    REPORT_SOURCES, REPORT_TITLES, REPORTS, SMOKE_SEEDS, Artefact, Variant, artefact_names, base_config, check_seeds,
+    grid, mode_name, training_artefacts, variant_config,
 )
 from wtal_kit.experiments.audit import (
     CHANGE_FROM_A, FIGURE5_CLASSES, best_test_row, figure5_label, figure5_seed, figure5_table, figure5_views, pick_video,
@@ -39,7 +39,7 @@ __all__ = [
     "figure5_label", "figure5_seed", "figure5_table", "figure5_views", "FULL_METHOD", "grid", "Job", "mode_name",
     "MODES", "NOT_TRAINING_FIELDS", "OLD_MODE_NAMES", "paired_difference", "PAPER_DATASETS", "PAPER_METHOD",
     "pick_video", "protocol_audit", "published_for", "published_results", "published_row", "PUBLISHED_SOURCE",
-    "readable", "REPORT_SOURCES", "REPORTS", "ResultsStore", "run_artefacts", "run_jobs", "seed_table",
+    "readable", "REPORT_SOURCES", "REPORT_TITLES", "REPORTS", "ResultsStore", "run_artefacts", "run_jobs", "seed_table",
     "SMOKE_SEEDS", "Summary", "summary_table", "TIOUS", "training_artefacts", "Variant", "variant_config",
     "verdict_best", "verdict_better", "with_published",
 ]

@@ -105,6 +105,10 @@ ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (
 )}
 # What the reports add on top of the artefacts' runs (they train nothing of their own).
 REPORTS = ("claims", "audit")
+REPORT_TITLES = {  # a report's title, as an artefact's is Artefact.title
+    "claims": "Claims check: what the paper concludes from its ablations, against what we measure",
+    "audit": "Protocol audit: how far each evaluation choice moves the numbers",
+}
 ALL_NAMES = tuple(ARTEFACTS) + REPORTS
 REPORT_SOURCES = {
     "claims": ("table3", "table4", "table5", "figure2", "figure3", "figure4a", "figure4b"),

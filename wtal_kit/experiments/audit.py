@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from wtal_kit.data.runfolder import metric_column
 from wtal_kit.errors import InputError
 from wtal_kit.experiments.claims import paired_difference, points
 from wtal_kit.experiments.tables import TIOUS, column, format_spread
@@ -26,14 +27,14 @@ CHECKPOINT_LAST = ("d: last", "last checkpoint, from the training log (the repor
 CHECKPOINT_BEST = ("d: best test", "checkpoint with the best test mAP@0.5 + mAP@0.7 in the training log "
                                    "(the released code's choice: model selection on the test set)")
 CHANGE_FROM_A = "change from (a), avg"
-METRIC_COLUMNS = {0.1: "map@0.1", 0.3: "map@0.3", 0.5: "map@0.5", 0.7: "map@0.7", "avg": "map_avg"}
+METRIC_COLUMNS = {t: metric_column(t) for t in TIOUS}  # metrics.csv's column of each: "map@0.1", ..., "map_avg"
 
 
 def best_test_row(metrics: pd.DataFrame) -> pd.Series:
     """The training log's row the released code would keep: the highest test mAP@0.5 + mAP@0.7 (first on ties)."""
     if metrics.empty:
         raise InputError("the training log has no evaluation", field="metrics")
-    selection = metrics["map@0.5"] + metrics["map@0.7"]
+    selection = metrics[metric_column(0.5)] + metrics[metric_column(0.7)]
     return metrics.loc[selection.idxmax()]
 
 

@@ -176,9 +176,8 @@ def index_page(summary: dict) -> str:
     rows = []
     for item in summary["notebooks"]:
         name = item["name"]
-        title = experiments.ARTEFACTS[name].title if name in experiments.ARTEFACTS else {
-            "claims": "Claims check: what the paper concludes from its ablations, against what we measure",
-            "audit": "Protocol audit: how far each evaluation choice moves the numbers"}.get(name, name)
+        title = (experiments.ARTEFACTS[name].title if name in experiments.ARTEFACTS
+                 else experiments.REPORT_TITLES.get(name, name))
         links = " ".join(f'<a href="{html.escape(f)}">{html.escape(Path(f).suffix[1:])}</a>'
                          for f in item["files"] if Path(f).suffix in (".html", ".csv", ".png", ".pdf", ".ipynb"))
         status = "ok" if item["ok"] else f"FAILED: {html.escape(item['message'])}"

@@ -12,10 +12,11 @@ import pandas as pd
 
 from wtal_kit.config import PAPER_TIOUS
 from wtal_kit.data.bundled import bundled_path
+from wtal_kit.data.catalog import LAYOUT_NAMES
 
 PUBLISHED_CSV = "published_results.csv"  # a shipped data file: bundled_path(PUBLISHED_CSV)
 PUBLISHED_COLUMNS = {**{f"iou_{t:g}": t for t in PAPER_TIOUS}, "avg": "avg"}  # CSV column -> our index
-PAPER_DATASETS = {"thumos14": "THUMOS14", "activitynet12": "ActivityNet1.2"}  # layout -> published dataset name
+PAPER_DATASETS = LAYOUT_NAMES  # layout -> published dataset name (the CSV names each dataset as its layout does)
 PAPER_METHOD = "Islam & Radke (paper)"
 PUBLISHED_SOURCE = "published (paper, real {dataset} I3D features, single run)"
 OTHER_SOURCE = "published (as printed in the paper's Table {table}; {supervision} supervised; that method's own features)"
@@ -41,13 +42,18 @@ def _read_published(path) -> pd.DataFrame:
     return table
 
 
+def _printed(table: int, dataset: str, method: str, variant: str) -> pd.Series | None:
+    """The shipped CSV's row of (table, dataset, method, variant) as printed, or None."""
+    rows = _shipped_published()  # read only: no copy
+    hit = rows[(rows["table"] == table) & (rows["dataset"] == dataset) & (rows["method"] == method) & (rows["variant"] == variant)]
+    return None if hit.empty else hit.iloc[0]
+
+
 def published_row(table: int = 1, dataset: str = "THUMOS14", method: str = PAPER_METHOD, variant: str = "") -> pd.Series:
     """One published row as a Series indexed like our mAP series (0.1, 0.3, 0.5, 0.7, "avg"), in %."""
-    rows = published_results()
-    hit = rows[(rows["table"] == table) & (rows["dataset"] == dataset) & (rows["method"] == method) & (rows["variant"] == variant)]
-    if hit.empty:
+    row = _printed(table, dataset, method, variant)
+    if row is None:
         raise KeyError(f"no published row for table {table}, {dataset}, {method!r}, {variant!r}")
-    row = hit.iloc[0]
     values = {key: float(row[column]) for column, key in PUBLISHED_COLUMNS.items()}
     if np.isnan(values["avg"]):
         known = [values[t] for t in PAPER_TIOUS]
@@ -70,7 +76,5 @@ def published_for(variant) -> pd.Series | None:
 
 def avg_is_printed(variant) -> bool:
     table, name = variant.published
-    rows = published_results()
-    hit = rows[(rows["table"] == table) & (rows["dataset"] == published_dataset(variant))
-               & (rows["method"] == PAPER_METHOD) & (rows["variant"] == name)]
-    return bool(len(hit)) and not pd.isna(hit.iloc[0]["avg"])
+    row = _printed(table, published_dataset(variant), PAPER_METHOD, name)
+    return row is not None and not pd.isna(row["avg"])

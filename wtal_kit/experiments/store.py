@@ -27,6 +27,7 @@ from wtal_kit import checks
 from wtal_kit.atomic import atomic_write_text
 from wtal_kit.config import Config
 from wtal_kit.data.jsonio import read_json_object
+from wtal_kit.data.runfolder import CONFIG, RESULTS
 from wtal_kit.errors import InputError
 
 DEFAULT_STORE = "runs/store"
@@ -82,14 +83,14 @@ class Entry:
 
     @property
     def config(self) -> Config:
-        return Config.from_json(self.path / "config.json")
+        return Config.from_json(self.path / CONFIG)
 
     @property
     def results(self) -> dict:
-        results = read_json_object(self.path / "results.json")
+        results = read_json_object(self.path / RESULTS)
         mean_ap = results.get("map")
         if not isinstance(mean_ap, dict) or not all(checks.is_number(v) for v in mean_ap.values()):
-            raise InputError("no 'map' object of numbers (an unfinished or damaged entry)", file=self.path / "results.json", field="map")
+            raise InputError("no 'map' object of numbers (an unfinished or damaged entry)", file=self.path / RESULTS, field="map")
         return results
 
     @property
