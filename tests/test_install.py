@@ -7,13 +7,16 @@ repository off sys.path.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from wtal_kit.data import bundled
@@ -86,6 +89,52 @@ print(sum(issubclass(w.category, FutureWarning) for w in caught))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
+
+
+def test_every_old_name_still_resolves_with_a_warning_naming_its_new_place():
+    """Each name 0.1 had that 0.2 moved (wtal_kit.legacy.OLD_NAMES) is found where it was, with a
+    FutureWarning; a name that moved to another module is that module's very object."""
+    from wtal_kit import legacy
+
+    for module, names in legacy.OLD_NAMES.items():
+        loaded = importlib.import_module(module)
+        for name, moved in names.items():
+            with pytest.warns(FutureWarning, match=rf"{re.escape(module)}\.{name} is now"):
+                value = getattr(loaded, name)
+            if isinstance(moved, str):
+                home, new = moved.rsplit(".", 1)
+                assert value is getattr(importlib.import_module(home), new)
+        with pytest.raises(AttributeError, match="no attribute 'never_was'"):
+            loaded.never_was
+    with pytest.raises(KeyError):
+        legacy.old_names("wtal_kit.model")  # a module with no old names gets no __getattr__
+
+
+def test_old_names_keep_their_old_values():
+    """The names whose 0.1 value is not one name today give 0.1's value (as 0.1 wrote it)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import wtal_kit.cli  # the old path, as 0.1's callers wrote it
+        import wtal_kit.evaluate
+        import wtal_kit.experiments
+        import wtal_kit.localization
+
+        assert np.array_equal(wtal_kit.evaluate.ACTIVITYNET_IOU_THRESHOLDS, np.linspace(0.5, 0.95, 10))
+        assert tuple(wtal_kit.evaluate.DEFAULT_IOU_THRESHOLDS) == (0.1, 0.3, 0.5, 0.7)
+        assert wtal_kit.experiments.QUICK == dict(feature_dim=256, lr=1e-3, iterations=800, eval_every=200)
+        assert wtal_kit.experiments.SMOKE == dict(feature_dim=16, lr=1e-3, iterations=6, eval_every=3,
+                                                  batch_videos=8, batch_classes=2)
+        note = wtal_kit.cli.localization_note
+        assert note({"localization": "wsad_code", "max_per_video": None}) == "wsad_code localization"
+        assert note({"localization": "paper", "max_per_video": 3}) == "paper localization, at most 3 detections per video"
+        check = wtal_kit.localization.check_max_per_video
+        assert check(None) is None and check(4) == 4
+        for bad in (0, True, 2.5):
+            with pytest.raises(InputError) as info:
+                check(bad)
+            assert info.value.field == "max_per_video"
 
 
 # -- a real, non-editable install ---------------------------------------------------------

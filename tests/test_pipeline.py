@@ -141,6 +141,29 @@ def test_bad_settings_are_input_errors(random_scores):
         localizer.view(random_scores.annotations.videos[0], label="Juggling")
 
 
+def test_old_positional_settings_still_work_with_a_warning(random_scores):
+    """0.1's ``localizer.evaluate(threshold, gamma, ...)``: the same numbers as the keywords, with a
+    FutureWarning, until 0.3."""
+    localizer = Localizer(random_scores)
+    video = random_scores.annotations.videos[0]
+    with pytest.warns(FutureWarning, match="positional"):
+        old = localizer.evaluate(0.4, 0.2, "paper", None, None, (0.3, 0.5), "wtalc")
+    new = localizer.evaluate(threshold=0.4, gamma=0.2, iou_thresholds=(0.3, 0.5), eval_protocol="wtalc")
+    assert old.mean_ap.equals(new.mean_ap) and old.per_class.equals(new.per_class)
+    with pytest.warns(FutureWarning):
+        assert localizer.detections(0.4, 0.2).equals(localizer.detections(threshold=0.4, gamma=0.2))
+    with pytest.warns(FutureWarning):
+        assert localizer.video_table(0.4, 0.2, "paper", None, None, 0.3).equals(
+            localizer.video_table(threshold=0.4, gamma=0.2, tiou=0.3))
+    with pytest.warns(FutureWarning):
+        old_view = localizer.view(video, None, 0.4, 0.2)
+    assert old_view.detections.equals(localizer.view(video, threshold=0.4, gamma=0.2).detections)
+    with pytest.raises(TypeError, match="multiple values"):
+        localizer.evaluate(0.4, threshold=0.5)
+    with pytest.raises(TypeError, match="at most"):
+        localizer.detections(0.4, 0.2, "paper", None, None, "extra")
+
+
 # -- one video, by hand ---------------------------------------------------------------------
 @pytest.fixture()
 def tiny():

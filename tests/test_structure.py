@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
     ("foundation", ["wtal_kit/errors.py", "wtal_kit/checks.py", "wtal_kit/timegrid.py", "wtal_kit/atomic.py"]),
-    ("config", ["wtal_kit/config.py"]),
+    ("config", ["wtal_kit/config.py", "wtal_kit/legacy.py"]),
     ("data", ["wtal_kit/data/"]),
     ("paper", ["wtal_kit/relu_dropout.py", "wtal_kit/model.py", "wtal_kit/losses.py", "wtal_kit/localization.py",
                "wtal_kit/evaluate.py", "wtal_kit/reference.py", "wtal_kit/localizer.py", "wtal_kit/diagnosis.py"]),

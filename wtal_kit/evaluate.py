@@ -444,3 +444,9 @@ def _pairs_within_components(gt_group, gt_start, gt_end, det_group, det_start, d
     block_start = np.cumsum(count) - count  # (D,)
     pair_gt = gt_by_component[np.repeat(first - block_start, count) + np.arange(len(pair_det))]
     return pair_det, pair_gt
+
+
+# 0.1's names of this module that moved (wtal_kit/legacy.py): they warn, and go away in 0.3
+from wtal_kit import legacy  # noqa: E402
+
+__getattr__ = legacy.old_names(__name__)

@@ -494,3 +494,9 @@ def localize_videos(
         return empty_detections()
     table = pd.DataFrame({column: np.concatenate(arrays) for column, arrays in parts.items()}, columns=DETECTION_COLUMNS)
     return check_detections(table)
+
+
+# 0.1's names of this module that moved (wtal_kit/legacy.py): they warn, and go away in 0.3
+from wtal_kit import legacy  # noqa: E402
+
+__getattr__ = legacy.old_names(__name__)

@@ -19,7 +19,9 @@ Results are identical to :func:`wtal_kit.localization.localize_videos` followed 
 
 from __future__ import annotations
 
+import functools
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -92,6 +94,33 @@ class _Runs:
     start: np.ndarray  # (n,) first segment, local to the video
     end: np.ndarray  # (n,) one past the last segment
     peak: np.ndarray  # (n,) max of the thresholded curve over the run
+
+
+def _old_positional(lead: int = 0, after: tuple[str, ...] = ()):
+    """Accept 0.1's positional settings (threshold, gamma, localization, min_length, max_per_video, then
+    ``after``) where ``settings`` now stands, ``lead`` arguments in, with a FutureWarning (until 0.3):
+    ``localizer.evaluate(0.5, 0.7)`` is ``localizer.evaluate(threshold=0.5, gamma=0.7)``."""
+    names = LOCALIZATION_FIELDS + after
+
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            old = args[lead:]
+            if not old or old[0] is None or isinstance(old[0], LocalizationSettings):
+                return method(self, *args, **kwargs)
+            if len(old) > len(names):
+                raise TypeError(f"{method.__name__}() takes at most {lead + len(names)} positional arguments")
+            given = dict(zip(names, old))
+            twice = sorted(set(given) & set(kwargs))
+            if twice:
+                raise TypeError(f"{method.__name__}() got multiple values for {twice}")
+            warnings.warn(f"Localizer.{method.__name__}: settings as positional arguments ({', '.join(given)}) go "
+                          "away in 0.3; pass a LocalizationSettings or keywords", FutureWarning, stacklevel=2)
+            return method(self, *args[:lead], **given, **kwargs)
+
+        return call
+
+    return wrap
 
 
 class Localizer:
@@ -263,6 +292,7 @@ class Localizer:
     # -- public -----------------------------------------------------------------------------
     # Each method takes a LocalizationSettings (default: the paper's), and keyword changes of it:
     # ``localizer.evaluate(gamma=0.5)`` is ``localizer.evaluate(LocalizationSettings(gamma=0.5))``.
+    @_old_positional()
     def detections(self, settings: LocalizationSettings | None = None, **changes) -> pd.DataFrame:
         """The whole split's detections (columns video, label, t_start, t_end, score).
 
@@ -291,6 +321,7 @@ class Localizer:
         ground_truth = CodedIntervals(self._eval_code[self._gt_label], self._gt_video, self._gt_start, self._gt_end)
         return ground_truth, detections, runs, has_gt
 
+    @_old_positional(after=("iou_thresholds", "eval_protocol"))
     def evaluate(self, settings: LocalizationSettings | None = None, *, iou_thresholds=PAPER_TIOUS,
                  eval_protocol: str = Config.eval_protocol, **changes) -> Evaluation:
         """mAP per tIoU threshold (with "avg") and per-class AP of the whole split."""
@@ -314,6 +345,7 @@ class Localizer:
         true_positive[has_gt] = is_tp[:, 0]
         return runs, detections, has_gt, true_positive, gt_matched[:, 0]
 
+    @_old_positional(after=("tiou", "eval_protocol"))
     def video_table(self, settings: LocalizationSettings | None = None, *, tiou: float = VIEW_TIOU,
                     eval_protocol: str = Config.eval_protocol, **changes) -> pd.DataFrame:
         """One row per video, for a sortable list: duration, ground truth, detections, true and false
@@ -374,6 +406,7 @@ class Localizer:
         """The video's duration in seconds."""
         return float(self.annotations.durations[self.video_index(video)])
 
+    @_old_positional(lead=2, after=("tiou", "eval_protocol"))
     def view(self, video: str, label: str | None = None, settings: LocalizationSettings | None = None, *,
              tiou: float = VIEW_TIOU, eval_protocol: str = Config.eval_protocol, **changes) -> VideoView:
         """One video and one class (default: its first ground-truth class, else its top P(c|V))."""

@@ -457,3 +457,9 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# 0.1's names of this module that moved (wtal_kit/legacy.py): they warn, and go away in 0.3
+from wtal_kit import legacy  # noqa: E402
+
+__getattr__ = legacy.old_names(__name__)

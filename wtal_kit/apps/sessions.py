@@ -490,3 +490,9 @@ def time_preset(name: str = DEFAULT_PRESET, layout: str = "thumos14", run_dir=No
             "load": os.getloadavg()[0], "iterations": config.iterations,
             "feature_dim": config.feature_dim, "threads": used, "cpus": os.cpu_count(),
             "device": str(resolve_device(device)), "map_avg": float(result.mean_ap["avg"])}
+
+
+# 0.1's names of this module that moved (wtal_kit/legacy.py): they warn, and go away in 0.3
+from wtal_kit import legacy  # noqa: E402
+
+__getattr__ = legacy.old_names(__name__)

@@ -43,3 +43,9 @@ __all__ = [
     "SMOKE_SEEDS", "Summary", "summary_table", "TIOUS", "training_artefacts", "Variant", "variant_config",
     "verdict_best", "verdict_better", "with_published",
 ]
+
+
+# 0.1's names of this module that moved (wtal_kit/legacy.py): they warn, and go away in 0.3
+from wtal_kit import legacy  # noqa: E402
+
+__getattr__ = legacy.old_names(__name__)

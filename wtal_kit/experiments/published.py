@@ -78,3 +78,9 @@ def avg_is_printed(variant) -> bool:
     table, name = variant.published
     row = _printed(table, published_dataset(variant), PAPER_METHOD, name)
     return row is not None and not pd.isna(row["avg"])
+
+
+# 0.1's names of this module that moved (wtal_kit/legacy.py): they warn, and go away in 0.3
+from wtal_kit import legacy  # noqa: E402
+
+__getattr__ = legacy.old_names(__name__)

@@ -29,3 +29,9 @@ __all__ = [
     "evaluate_split", "infer", "infer_stored", "load_run", "load_training_features", "make_batch", "resolve_device",
     "train", "training_feature_mean", "untrained_result",
 ]
+
+
+# 0.1's names of this module that moved (wtal_kit/legacy.py): they warn, and go away in 0.3
+from wtal_kit import legacy  # noqa: E402
+
+__getattr__ = legacy.old_names(__name__)
