@@ -81,7 +81,8 @@ def test_voila_command_options(tmp_path):
     other = voila_command(notebook, 9001, pool_size=0, idle_timeout=7.5)
     assert "--preheat_kernel=True" not in other and not any(o.startswith("--pool_size") for o in other)
     assert "--MappingKernelManager.cull_idle_timeout=8" in other and "--MappingKernelManager.cull_interval=4" in other
-    for bad in (dict(pool_size=-1), dict(pool_size=1.5), dict(pool_size=True), dict(idle_timeout=0), dict(idle_timeout="60")):
+    for bad in (dict(pool_size=-1), dict(pool_size=1.5), dict(pool_size=True), dict(idle_timeout=0), dict(idle_timeout="60"),
+                dict(idle_timeout=float("inf")), dict(idle_timeout=float("nan"))):
         with pytest.raises(InputError):
             voila_command(notebook, 9001, **bad)
     assert "--Voila.ip=0.0.0.0" in voila_command(notebook, 9001, host="0.0.0.0")

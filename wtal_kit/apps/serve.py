@@ -218,11 +218,12 @@ def notebook_env(params: Mapping[str, object] | None) -> dict[str, str]:
 
 
 def check_pool(pool_size: int, idle_timeout: float) -> None:
-    """``pool_size`` >= 0 (0: no preheated kernel, each page starts one) and ``idle_timeout`` > 0, or an InputError."""
+    """``pool_size`` >= 0 (0: no preheated kernel, each page starts one) and a finite ``idle_timeout`` > 0, or an InputError."""
     if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 0:
         raise InputError(f"must be a whole number >= 0, got {pool_size!r}", field="pool_size")
-    if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or not idle_timeout > 0:
-        raise InputError(f"must be a number of seconds > 0, got {idle_timeout!r}", field="idle_timeout")
+    if (isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or not idle_timeout > 0
+            or not math.isfinite(idle_timeout)):  # inf: Voila's cull timers need a whole number of seconds
+        raise InputError(f"must be a finite number of seconds > 0, got {idle_timeout!r}", field="idle_timeout")
 
 
 def voila_command(notebook: str | os.PathLike, port: int, host: str = "127.0.0.1",
