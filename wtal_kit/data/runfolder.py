@@ -14,6 +14,7 @@ from pathlib import Path
 
 CONFIG = "config.json"
 RESULTS = "results.json"
+METRICS = "metrics.csv"
 
 
 def scores_file_name(subset: str) -> str:

@@ -27,7 +27,7 @@ from wtal_kit import checks
 from wtal_kit.atomic import atomic_write_text
 from wtal_kit.config import Config
 from wtal_kit.data.jsonio import read_json_object
-from wtal_kit.data.runfolder import CONFIG, RESULTS
+from wtal_kit.data.runfolder import CONFIG, METRICS, RESULTS
 from wtal_kit.errors import InputError
 
 DEFAULT_STORE = "runs/store"
@@ -95,7 +95,7 @@ class Entry:
 
     @property
     def metrics(self) -> pd.DataFrame:
-        path = self.path / "metrics.csv"
+        path = self.path / METRICS
         try:
             return pd.read_csv(path)
         except (OSError, ValueError) as exc:  # missing, not CSV, not UTF-8

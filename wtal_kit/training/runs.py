@@ -29,7 +29,7 @@ from wtal_kit.data.annotations import Annotations
 from wtal_kit.data.catalog import dataset_label, is_synthetic, load_dataset, split_subsets
 from wtal_kit.data.hdf5 import Scores, read_scores, write_scores
 from wtal_kit.data.jsonio import read_json_object, write_detections_json
-from wtal_kit.data.runfolder import CONFIG, RESULTS, detections_file_name, scores_file_name
+from wtal_kit.data.runfolder import CONFIG, METRICS, RESULTS, detections_file_name, scores_file_name
 from wtal_kit.evaluate import is_average
 from wtal_kit.errors import InputError
 from wtal_kit.localizer import Localizer
@@ -39,7 +39,6 @@ from wtal_kit.training.inference import Evaluated, build_model, infer, resolve_d
 
 CHECKPOINT = "checkpoint.pt"
 BEST_CHECKPOINT = "checkpoint_best.pt"
-METRICS = "metrics.csv"
 
 
 # -- checkpoints ----------------------------------------------------------------------
