@@ -63,8 +63,8 @@ STOPPED = ".stopped"  # <store>/.stopped/<key>/: runs that Stop ended (the store
 SOURCE = "wtal sliders"  # entry.json "source" of the entries this module publishes
 
 # -- presets: the budgets of wtal_kit.config.BUDGETS a page starts from -------------------------------
-PRESETS = ("smoke", "small", "paper")  # each also a reproduction mode: runs here fill its tables
-DEFAULT_PRESET = "small"
+PRESETS = experiments.MODES  # each preset is a reproduction mode: runs here fill its tables
+DEFAULT_PRESET = experiments.DEFAULT_MODE
 # CPU seconds of the small preset on the THUMOS14 layout with one torch thread (what a training here uses on
 # 2 cores): `wtal sliders --time-preset --threads 1` printed 35.0 s CPU, 34.8 s wall on an idle machine, and
 # 54.4 s wall with other jobs loading it (README, "Live hyperparameter sliders").
