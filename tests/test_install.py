@@ -8,6 +8,7 @@ repository off sys.path.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -108,6 +109,20 @@ def test_every_old_name_still_resolves_with_a_warning_naming_its_new_place():
             loaded.never_was
     with pytest.raises(KeyError):
         legacy.old_names("wtal_kit.model")  # a module with no old names gets no __getattr__
+
+
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules after import of package:RuntimeWarning")  # runpy: already imported
+def test_a_module_with_old_names_also_runs_as_a_spawned_main():
+    """multiprocessing's spawn re-runs the parent's main module as ``__mp_main__`` (``wtal reproduce``'s
+    workers under ``python -m wtal_kit.apps.cli``): the old-name table must not key on ``__name__``."""
+    import runpy
+
+    from wtal_kit import legacy
+
+    for module in legacy.OLD_NAMES:
+        if not importlib.util.find_spec(module).submodule_search_locations:  # a file, not a package
+            namespace = runpy.run_module(module, run_name="__mp_main__")
+            assert callable(namespace["__getattr__"])
 
 
 def test_old_names_keep_their_old_values():

@@ -449,4 +449,4 @@ def _pairs_within_components(gt_group, gt_start, gt_end, det_group, det_start, d
 # 0.1's names of this module that moved (wtal_kit/legacy.py): they warn, and go away in 0.3
 from wtal_kit import legacy  # noqa: E402
 
-__getattr__ = legacy.old_names(__name__)
+__getattr__ = legacy.old_names("wtal_kit.evaluate")  # its own name, also when run as __main__

@@ -2,7 +2,7 @@
 
 Old module paths (``wtal_kit.pipeline``, ``wtal_kit.cli``, ...) are aliases of their new modules
 (``wtal_kit.__init__``); this table covers the names inside them that the new module no longer
-holds. Each module named here ends with ``__getattr__ = legacy.old_names(__name__)``, so that
+holds. Each module named here ends with ``__getattr__ = legacy.old_names("wtal_kit.<its name>")``, so that
 ``wtal_kit.cli.NO_CLIPPING`` (which is ``wtal_kit.apps.cli.NO_CLIPPING``) still finds
 ``wtal_kit.apps.flags.NO_CLIPPING``, with a FutureWarning saying where it lives now.
 

@@ -499,4 +499,4 @@ def localize_videos(
 # 0.1's names of this module that moved (wtal_kit/legacy.py): they warn, and go away in 0.3
 from wtal_kit import legacy  # noqa: E402
 
-__getattr__ = legacy.old_names(__name__)
+__getattr__ = legacy.old_names("wtal_kit.localization")  # its own name, also when run as __main__
